@@ -1,0 +1,88 @@
+//! `fovea bench`: benchmarks that measure a reference in the same run and print the ratio.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use fovea_data::{Dataset, load_sample};
+use fovea_store::extract::{NoProgress, plan};
+use fovea_store::{ExtractSettings, extract};
+use rayon::prelude::*;
+
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// Patch extraction against decoding alone: (a) time to only decode every photograph
+    /// and mask, (b) time of the full extraction, (c) their ratio, and peak memory.
+    Extract(ExtractArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ExtractArgs {
+    /// Dataset folder.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Patch side P.
+    #[arg(long, default_value_t = 128)]
+    patch_size: u32,
+    /// Grid stride S.
+    #[arg(long, default_value_t = 128)]
+    stride: u32,
+    /// Where to write the store (kept, for comparison with a reference); default: a
+    /// temporary folder, removed at the end.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Peak resident memory of this process so far, in MiB.
+fn peak_rss_mib() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return f64::NAN;
+    }
+    ru.ru_maxrss as f64 / 1024.0
+}
+
+pub fn run(b: Bench) -> Result<()> {
+    match b {
+        Bench::Extract(a) => bench_extract(a),
+    }
+}
+
+fn bench_extract(a: ExtractArgs) -> Result<()> {
+    let settings = ExtractSettings { patch_size: a.patch_size, stride: a.stride, ..Default::default() };
+    settings.validate()?;
+    let dataset = Dataset::open(&a.dataset)?;
+    let records: Vec<_> = plan(&dataset, &settings)?.into_iter().map(|(r, _)| r).collect();
+    let threads = rayon::current_num_threads();
+    println!("dataset {} ({} photographs), P={} S={}, {threads} threads", a.dataset.display(), records.len(), a.patch_size, a.stride);
+
+    // (a) Decoding only, in the same batches and thread pool as the extraction.
+    let t = Instant::now();
+    let mut pixels = 0u64;
+    for chunk in records.chunks(2 * threads) {
+        let n: Result<Vec<u64>> = chunk
+            .par_iter()
+            .map(|r| {
+                let s = load_sample(r)?;
+                Ok(s.rgb.as_raw().len() as u64 + s.masks.iter().map(|m| m.as_raw().len() as u64).sum::<u64>())
+            })
+            .collect();
+        pixels += n?.iter().sum::<u64>();
+    }
+    let decode_s = t.elapsed().as_secs_f64();
+    let decode_rss = peak_rss_mib();
+    println!("decode_s {decode_s:.3}  ({:.0} MB decoded, peak RSS {decode_rss:.0} MiB)", pixels as f64 / 1e6);
+
+    // (b) Full extraction.
+    let tmp = tempfile::tempdir_in(std::env::temp_dir()).context("creating a temporary folder")?;
+    let out = a.out.clone().unwrap_or_else(|| tmp.path().join("store"));
+    let t = Instant::now();
+    let outcome = extract(&dataset, &settings, &out, true, &NoProgress, &AtomicBool::new(false))?;
+    let extract_s = t.elapsed().as_secs_f64();
+    println!("extract_s {extract_s:.3}  ({} patches, {} black)", outcome.stats.all.patches, outcome.stats.all.black);
+    println!("peak_rss_mib {:.0}", peak_rss_mib());
+    println!("ratio_extract_to_decode {:.3}", extract_s / decode_s);
+    Ok(())
+}

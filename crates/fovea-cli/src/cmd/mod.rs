@@ -1,0 +1,7 @@
+//! One module per subcommand: arguments, validation, and a call into the libraries.
+
+pub mod balance;
+pub mod bench;
+pub mod extract;
+pub mod stats;
+pub mod synth;

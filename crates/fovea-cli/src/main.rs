@@ -1,0 +1,78 @@
+//! `fovea`: from colour fundus photographs with lesion masks to patch stores, trained
+//! lesion detectors and lesion maps. This binary only parses, validates and calls the
+//! library crates; it owns the progress bars, the log subscriber and the exit codes.
+
+mod cmd;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Fovea: diabetic-retinopathy lesion detection (MA, HE, EX, SE) from fundus photographs.
+#[derive(Parser)]
+#[command(name = "fovea", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log more (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate synthetic fundus-like photographs with lesion masks (a manifest dataset).
+    Synth(cmd::synth::Args),
+    /// Extract labelled patches from a dataset into a patch store.
+    Extract(cmd::extract::Args),
+    /// Print a patch store's composition (per split, with lesion co-occurrence).
+    Stats(cmd::stats::Args),
+    /// Build a balanced training subset (list of patch ids) from a patch store.
+    Balance(cmd::balance::Args),
+    /// Benchmarks that print their ratio to a reference measured in the same run.
+    #[command(subcommand)]
+    Bench(cmd::bench::Bench),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    if let Some(n) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+            eprintln!("error: --threads {n}: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let result = match cli.command {
+        Command::Synth(a) => cmd::synth::run(a),
+        Command::Extract(a) => cmd::extract::run(a),
+        Command::Stats(a) => cmd::stats::run(a),
+        Command::Balance(a) => cmd::balance::run(a),
+        Command::Bench(b) => cmd::bench::run(b),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes, outermost first.
+            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            eprintln!("error: {}", msg.replace('\n', " "));
+            if msg.ends_with("interrupted") { ExitCode::from(130) } else { ExitCode::FAILURE }
+        }
+    }
+}

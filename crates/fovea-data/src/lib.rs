@@ -1,0 +1,21 @@
+//! Fovea's data layer without any deep-learning runtime: the four lesion types, reading
+//! lesion-segmentation datasets (IDRiD's download layout and manifest CSVs), decoding
+//! photographs and lesion masks with their traps handled, the field-of-view mask, and the
+//! synthetic fundus generator used by the quick start and the fast tests.
+//!
+//! Coordinates are pixels of the original photograph, x to the right, y down. Lesion order
+//! is always MA, HE, EX, SE.
+
+pub mod dataset;
+pub mod error;
+pub mod fov;
+pub mod io;
+pub mod lesion;
+pub mod synth;
+
+pub use dataset::{Dataset, ImageRecord, Layout, Split};
+pub use error::{DataError, Result};
+pub use fov::{count_in_rect, field_of_view, FovSettings};
+pub use io::{load_sample, read_mask, read_rgb, Mask, Sample};
+pub use lesion::{Lesion, LESIONS, NUM_LESIONS};
+pub mod testdata;
