@@ -1,7 +1,7 @@
 //! Progress bars (indicatif) for the library's progress callbacks, and Ctrl-C handling.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use fovea_store::Progress;
 use indicatif::{ProgressBar, ProgressStyle};

@@ -12,10 +12,10 @@
 
 use std::path::Path;
 
-use fovea_data::{NUM_LESIONS, Split};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
+use fovea_data::{Split, NUM_LESIONS};
 use rand::seq::index::sample as sample_indices;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, StoreError};
@@ -30,37 +30,59 @@ pub struct Subset {
 }
 
 /// The report's rework of the training set (see the module doc).
-pub fn report_policy(rows: &[PatchRow], split: Split, healthy_ratio: f64, target_factor: f64, seed: u64) -> Result<Subset> {
+pub fn report_policy(
+    rows: &[PatchRow],
+    split: Split,
+    healthy_ratio: f64,
+    target_factor: f64,
+    seed: u64,
+) -> Result<Subset> {
     if !(healthy_ratio.is_finite() && healthy_ratio >= 0.0) {
-        return Err(StoreError::setting("healthy_ratio", format!("{healthy_ratio} must be >= 0")));
+        return Err(StoreError::setting(
+            "healthy_ratio",
+            format!("{healthy_ratio} must be >= 0"),
+        ));
     }
     if !(target_factor.is_finite() && target_factor >= 1.0) {
-        return Err(StoreError::setting("target_factor", format!("{target_factor} must be >= 1 (every patch of the rarest lesion is kept)")));
+        return Err(StoreError::setting(
+            "target_factor",
+            format!("{target_factor} must be >= 1 (every patch of the rarest lesion is kept)"),
+        ));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let usable: Vec<&PatchRow> = rows.iter().filter(|r| r.split == split && !r.black).collect();
+    let usable: Vec<&PatchRow> = rows
+        .iter()
+        .filter(|r| r.split == split && !r.black)
+        .collect();
     let mut lesion: Vec<&PatchRow> = usable.iter().copied().filter(|r| r.is_lesion()).collect();
     let healthy: Vec<&PatchRow> = usable.iter().copied().filter(|r| !r.is_lesion()).collect();
     let mut counts = [0u64; NUM_LESIONS];
     for r in &lesion {
-        for i in 0..NUM_LESIONS {
-            counts[i] += r.labels[i] as u64;
+        for (c, &l) in counts.iter_mut().zip(&r.labels) {
+            *c += l as u64;
         }
     }
     let rarest = counts.iter().copied().filter(|&c| c > 0).min().unwrap_or(0);
     let target = (target_factor * rarest as f64).ceil() as u64;
     // Patches holding rarer lesions first; seeded order among equals.
     lesion.shuffle(&mut rng);
-    let rarity = |r: &PatchRow| (0..NUM_LESIONS).filter(|&i| r.labels[i] != 0).map(|i| counts[i]).min().unwrap_or(u64::MAX);
+    let rarity = |r: &PatchRow| {
+        (0..NUM_LESIONS)
+            .filter(|&i| r.labels[i] != 0)
+            .map(|i| counts[i])
+            .min()
+            .unwrap_or(u64::MAX)
+    };
     lesion.sort_by_key(|r| rarity(r));
     let mut kept_counts = [0u64; NUM_LESIONS];
     let mut kept: Vec<u64> = Vec::new();
     for r in lesion {
-        let wanted = (0..NUM_LESIONS).any(|i| r.labels[i] != 0 && (kept_counts[i] < target || counts[i] == rarest));
+        let wanted = (0..NUM_LESIONS)
+            .any(|i| r.labels[i] != 0 && (kept_counts[i] < target || counts[i] == rarest));
         if wanted {
             kept.push(r.patch);
-            for i in 0..NUM_LESIONS {
-                kept_counts[i] += r.labels[i] as u64;
+            for (c, &l) in kept_counts.iter_mut().zip(&r.labels) {
+                *c += l as u64;
             }
         }
     }
@@ -77,29 +99,44 @@ pub fn report_policy(rows: &[PatchRow], split: Split, healthy_ratio: f64, target
     }
     kept.sort_unstable();
     let weights = vec![1.0; kept.len()];
-    Ok(Subset { patches: kept, weights })
+    Ok(Subset {
+        patches: kept,
+        weights,
+    })
 }
 
 /// Every non-black patch of `split`, weighted by inverse label frequency (module doc).
 pub fn weighted_policy(rows: &[PatchRow], split: Split) -> Subset {
-    let usable: Vec<&PatchRow> = rows.iter().filter(|r| r.split == split && !r.black).collect();
+    let usable: Vec<&PatchRow> = rows
+        .iter()
+        .filter(|r| r.split == split && !r.black)
+        .collect();
     // Class 0..4 = lesions, 4 = healthy.
     let mut counts = [0u64; NUM_LESIONS + 1];
     for r in &usable {
         if r.is_lesion() {
-            for i in 0..NUM_LESIONS {
-                counts[i] += r.labels[i] as u64;
+            for (c, &l) in counts.iter_mut().zip(&r.labels) {
+                *c += l as u64;
             }
         } else {
             counts[NUM_LESIONS] += 1;
         }
     }
-    let inv = |c: usize| if counts[c] > 0 { 1.0 / counts[c] as f64 } else { 0.0 };
+    let inv = |c: usize| {
+        if counts[c] > 0 {
+            1.0 / counts[c] as f64
+        } else {
+            0.0
+        }
+    };
     let mut weights: Vec<f64> = usable
         .iter()
         .map(|r| {
             if r.is_lesion() {
-                (0..NUM_LESIONS).filter(|&i| r.labels[i] != 0).map(inv).fold(0.0, f64::max)
+                (0..NUM_LESIONS)
+                    .filter(|&i| r.labels[i] != 0)
+                    .map(inv)
+                    .fold(0.0, f64::max)
             } else {
                 inv(NUM_LESIONS)
             }
@@ -109,7 +146,10 @@ pub fn weighted_policy(rows: &[PatchRow], split: Split) -> Subset {
     if mean > 0.0 {
         weights.iter_mut().for_each(|w| *w /= mean);
     }
-    Subset { patches: usable.iter().map(|r| r.patch).collect(), weights }
+    Subset {
+        patches: usable.iter().map(|r| r.patch).collect(),
+        weights,
+    }
 }
 
 /// Writes a subset as CSV `patch,weight` (atomically).
@@ -124,23 +164,43 @@ pub fn write_subset(path: &Path, subset: &Subset) -> Result<()> {
 /// Reads a subset CSV (`patch` column, optional `weight`); ids must be < `n_patches`.
 pub fn read_subset(path: &Path, n_patches: usize) -> Result<Subset> {
     let mut rdr = csv::Reader::from_path(path).map_err(|e| StoreError::corrupt(path, e))?;
-    let headers = rdr.headers().map_err(|e| StoreError::corrupt(path, e))?.clone();
-    let pc = headers.iter().position(|h| h == "patch").ok_or_else(|| StoreError::corrupt(path, "missing column 'patch'"))?;
+    let headers = rdr
+        .headers()
+        .map_err(|e| StoreError::corrupt(path, e))?
+        .clone();
+    let pc = headers
+        .iter()
+        .position(|h| h == "patch")
+        .ok_or_else(|| StoreError::corrupt(path, "missing column 'patch'"))?;
     let wc = headers.iter().position(|h| h == "weight");
     let mut out = Subset::default();
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| StoreError::corrupt(path, e))?;
         let line = i + 2;
-        let p: u64 = rec.get(pc).unwrap_or("").parse().map_err(|_| StoreError::corrupt(path, format!("line {line}: bad patch id")))?;
+        let p: u64 = rec
+            .get(pc)
+            .unwrap_or("")
+            .parse()
+            .map_err(|_| StoreError::corrupt(path, format!("line {line}: bad patch id")))?;
         if p as usize >= n_patches {
-            return Err(StoreError::corrupt(path, format!("line {line}: patch {p} is not in the store ({n_patches} patches)")));
+            return Err(StoreError::corrupt(
+                path,
+                format!("line {line}: patch {p} is not in the store ({n_patches} patches)"),
+            ));
         }
         let w: f64 = match wc {
-            Some(c) => rec.get(c).unwrap_or("").parse().map_err(|_| StoreError::corrupt(path, format!("line {line}: bad weight")))?,
+            Some(c) => rec
+                .get(c)
+                .unwrap_or("")
+                .parse()
+                .map_err(|_| StoreError::corrupt(path, format!("line {line}: bad weight")))?,
             None => 1.0,
         };
         if !(w.is_finite() && w >= 0.0) {
-            return Err(StoreError::corrupt(path, format!("line {line}: weight {w} must be finite and >= 0")));
+            return Err(StoreError::corrupt(
+                path,
+                format!("line {line}: weight {w} must be finite and >= 0"),
+            ));
         }
         out.patches.push(p);
         out.weights.push(w);
@@ -198,7 +258,9 @@ mod tests {
         let lesion: Vec<_> = picked.iter().filter(|r| r.is_lesion()).collect();
         assert_eq!(lesion.len(), 5);
         assert!(rows[16].patch == 16 && s.patches.contains(&16) && s.patches.contains(&17));
-        let sums: Vec<u64> = (0..4).map(|i| lesion.iter().map(|r| r.labels[i] as u64).sum()).collect();
+        let sums: Vec<u64> = (0..4)
+            .map(|i| lesion.iter().map(|r| r.labels[i] as u64).sum())
+            .collect();
         assert_eq!(sums, vec![2, 2, 0, 2]);
         assert_eq!(picked.len() - lesion.len(), 10);
         assert!(s.patches.windows(2).all(|w| w[0] < w[1]));
@@ -229,12 +291,18 @@ mod tests {
     fn subset_round_trip_and_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("subset.csv");
-        let s = Subset { patches: vec![1, 5], weights: vec![0.5, 2.0] };
+        let s = Subset {
+            patches: vec![1, 5],
+            weights: vec![0.5, 2.0],
+        };
         write_subset(&p, &s).unwrap();
         assert_eq!(read_subset(&p, 6).unwrap(), s);
         let e = read_subset(&p, 5).unwrap_err().to_string();
         assert!(e.contains("subset.csv") && e.contains("patch 5"), "{e}");
         std::fs::write(&p, "patch\nx\n").unwrap();
-        assert!(read_subset(&p, 5).unwrap_err().to_string().contains("line 2"));
+        assert!(read_subset(&p, 5)
+            .unwrap_err()
+            .to_string()
+            .contains("line 2"));
     }
 }

@@ -2,7 +2,7 @@
 //! a centre pixel of each: what lesion-centred patches are centred on.
 
 use image::{GrayImage, Luma};
-use imageproc::region_labelling::{Connectivity, connected_components};
+use imageproc::region_labelling::{connected_components, Connectivity};
 
 use crate::geometry::PixelBox;
 
@@ -38,7 +38,12 @@ pub fn components(mask: &GrayImage, min_area: u32) -> Vec<Component> {
             acc.resize_with(k + 1, || None);
         }
         let a = acc[k].get_or_insert(Acc {
-            bbox: PixelBox { x0: x, y0: y, x1: x, y1: y },
+            bbox: PixelBox {
+                x0: x,
+                y0: y,
+                x1: x,
+                y1: y,
+            },
             area: 0,
             sx: 0,
             sy: 0,
@@ -71,7 +76,11 @@ pub fn components(mask: &GrayImage, min_area: u32) -> Vec<Component> {
                 }
             }
         }
-        out.push(Component { bbox: a.bbox, area: a.area as u32, centre: best });
+        out.push(Component {
+            bbox: a.bbox,
+            area: a.area as u32,
+            centre: best,
+        });
     }
     out
 }
@@ -95,9 +104,25 @@ mod tests {
         }
         let c = components(&m, 1);
         assert_eq!(c.len(), 2);
-        assert_eq!(c[0].bbox, PixelBox { x0: 0, y0: 0, x1: 1, y1: 1 });
+        assert_eq!(
+            c[0].bbox,
+            PixelBox {
+                x0: 0,
+                y0: 0,
+                x1: 1,
+                y1: 1
+            }
+        );
         assert_eq!(c[0].area, 3);
-        assert_eq!(c[1].bbox, PixelBox { x0: 3, y0: 1, x1: 4, y1: 2 });
+        assert_eq!(
+            c[1].bbox,
+            PixelBox {
+                x0: 3,
+                y0: 1,
+                x1: 4,
+                y1: 2
+            }
+        );
         assert_eq!(c[1].area, 2);
         assert!(components(&m, 3).len() == 1);
         for comp in &c {

@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
-use fovea_data::{Dataset, ImageRecord, LESIONS, NUM_LESIONS, Split, count_in_rect, field_of_view, load_sample};
-use rand::{Rng, SeedableRng};
+use fovea_data::{
+    count_in_rect, field_of_view, load_sample, Dataset, ImageRecord, Split, LESIONS, NUM_LESIONS,
+};
 use rand::seq::index::sample as sample_indices;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -67,7 +69,8 @@ pub fn image_seed(seed: u64, id: &str, salt: u64) -> u64 {
     for b in id.as_bytes() {
         h = (h ^ *b as u64).wrapping_mul(0x100_0000_01b3);
     }
-    let mut z = h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let mut z =
+        h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -83,7 +86,11 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
     // Where the patches go.
     let mut places: Vec<(u32, u32, PatchKind, Option<fovea_data::Lesion>)> = Vec::new();
     if settings.grid {
-        places.extend(grid_positions(w, h, p, settings.stride).into_iter().map(|(x, y)| (x, y, PatchKind::Grid, None)));
+        places.extend(
+            grid_positions(w, h, p, settings.stride)
+                .into_iter()
+                .map(|(x, y)| (x, y, PatchKind::Grid, None)),
+        );
     }
     let lc = &settings.lesion_centred;
     let mut has_lesion = [false; NUM_LESIONS];
@@ -96,8 +103,13 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
                 continue;
             }
             let comps = components(&sample.masks[l.index()], lc.min_area);
-            let mut rng = ChaCha8Rng::seed_from_u64(image_seed(settings.seed, &sample.id, 1 + l.index() as u64));
-            let max_comps = (lc.max_per_image / lc.per_component).max(1) as usize;
+            let mut rng = ChaCha8Rng::seed_from_u64(image_seed(
+                settings.seed,
+                &sample.id,
+                1 + l.index() as u64,
+            ));
+            let max_comps =
+                (lc.max_per_image.checked_div(lc.per_component).unwrap_or(0)).max(1) as usize;
             let mut chosen: Vec<usize> = if comps.len() > max_comps {
                 sample_indices(&mut rng, comps.len(), max_comps).into_vec()
             } else {
@@ -108,7 +120,11 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
             for &c in &chosen {
                 let comp = &comps[c];
                 for _ in 0..lc.per_component {
-                    let shift = if j > 0 { (rng.random_range(-j..=j), rng.random_range(-j..=j)) } else { (0, 0) };
+                    let shift = if j > 0 {
+                        (rng.random_range(-j..=j), rng.random_range(-j..=j))
+                    } else {
+                        (0, 0)
+                    };
                     if let Some((x, y)) = centred_position(w, h, p, comp.bbox, comp.centre, shift) {
                         places.push((x, y, PatchKind::Lesion, Some(l)));
                     }
@@ -128,7 +144,8 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
         let dst = &mut data[k * one..(k + 1) * one];
         for r in 0..p as usize {
             let src = (y as usize + r) * row_bytes + x as usize * 3;
-            dst[r * p as usize * 3..(r + 1) * p as usize * 3].copy_from_slice(&raw[src..src + p as usize * 3]);
+            dst[r * p as usize * 3..(r + 1) * p as usize * 3]
+                .copy_from_slice(&raw[src..src + p as usize * 3]);
         }
         let (rx, ry, rs) = label_region(x, y, p, region);
         let mut px = [0u32; NUM_LESIONS];
@@ -158,7 +175,12 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
             centred_on,
         });
     }
-    Ok(ImagePatches { id: sample.id, rows, data, has_lesion })
+    Ok(ImagePatches {
+        id: sample.id,
+        rows,
+        data,
+        has_lesion,
+    })
 }
 
 /// The records an extraction covers, with their splits, after the selection settings.
@@ -176,14 +198,20 @@ pub fn plan(dataset: &Dataset, settings: &ExtractSettings) -> Result<Vec<(ImageR
     let sel = &settings.select;
     for id in &sel.ids {
         if !dataset.records.iter().any(|r| &r.id == id) {
-            return Err(StoreError::setting("select.ids", format!("no image '{id}' in {}", dataset.root.display())));
+            return Err(StoreError::setting(
+                "select.ids",
+                format!("no image '{id}' in {}", dataset.root.display()),
+            ));
         }
     }
     let mut out: Vec<(ImageRecord, Split)> = dataset
         .records
         .iter()
         .zip(splits)
-        .filter(|(r, s)| (sel.splits.is_empty() || sel.splits.contains(s)) && (sel.ids.is_empty() || sel.ids.contains(&r.id)))
+        .filter(|(r, s)| {
+            (sel.splits.is_empty() || sel.splits.contains(s))
+                && (sel.ids.is_empty() || sel.ids.contains(&r.id))
+        })
         .map(|(r, s)| (r.clone(), s))
         .collect();
     if sel.limit > 0 {
@@ -196,7 +224,10 @@ pub fn plan(dataset: &Dataset, settings: &ExtractSettings) -> Result<Vec<(ImageR
 }
 
 fn partial_dir(out: &Path) -> PathBuf {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "store".into());
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "store".into());
     out.with_file_name(format!(".{name}.partial"))
 }
 
@@ -214,7 +245,9 @@ pub fn extract(
 ) -> Result<ExtractOutcome> {
     settings.validate()?;
     if out.exists() && !force {
-        return Err(StoreError::Exists { path: out.to_path_buf() });
+        return Err(StoreError::Exists {
+            path: out.to_path_buf(),
+        });
     }
     let plan = plan(dataset, settings)?;
     let mut resolved = settings.clone();
@@ -237,7 +270,9 @@ pub fn extract(
     if out.exists() {
         let old = out.with_file_name(format!(
             ".{}.old",
-            out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            out.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
         ));
         let _ = std::fs::remove_dir_all(&old);
         std::fs::rename(out, &old).map_err(|e| StoreError::io(out, e))?;
@@ -246,7 +281,10 @@ pub fn extract(
     } else {
         std::fs::rename(&tmp, out).map_err(|e| StoreError::io(out, e))?;
     }
-    Ok(ExtractOutcome { store: out.to_path_buf(), stats })
+    Ok(ExtractOutcome {
+        store: out.to_path_buf(),
+        stats,
+    })
 }
 
 fn write_store(
@@ -260,7 +298,8 @@ fn write_store(
     let index_path = dir.join("index.csv");
     let mut npy = NpyPatchWriter::create(&npy_path, settings.patch_size)?;
     let index_file = File::create(&index_path).map_err(|e| StoreError::io(&index_path, e))?;
-    let mut index = IndexWriter::new(BufWriter::new(index_file)).map_err(|e| StoreError::io(&index_path, e))?;
+    let mut index =
+        IndexWriter::new(BufWriter::new(index_file)).map_err(|e| StoreError::io(&index_path, e))?;
 
     let batch = 2 * rayon::current_num_threads().max(1);
     progress.start(plan.len() as u64);
@@ -274,13 +313,18 @@ fn write_store(
                     for mut row in img.rows {
                         row.patch = all.len() as u64;
                         row.split = split;
-                        index.write(&row).map_err(|e| StoreError::io(&index_path, e))?;
+                        index
+                            .write(&row)
+                            .map_err(|e| StoreError::io(&index_path, e))?;
                         all.push(row);
                     }
                     progress.advance(1);
                 }
             }
-            let mut f = index.into_inner().into_inner().map_err(|e| StoreError::io(&index_path, e.into_error()))?;
+            let mut f = index
+                .into_inner()
+                .into_inner()
+                .map_err(|e| StoreError::io(&index_path, e.into_error()))?;
             f.flush().map_err(|e| StoreError::io(&index_path, e))?;
             f.sync_all().map_err(|e| StoreError::io(&index_path, e))?;
             npy.finish()?;
@@ -292,8 +336,10 @@ fn write_store(
                 failure = Some(StoreError::Interrupted);
                 break;
             }
-            let done: Result<Vec<(ImagePatches, Split)>> =
-                chunk.par_iter().map(|(r, s)| extract_image(r, settings).map(|p| (p, *s))).collect();
+            let done: Result<Vec<(ImagePatches, Split)>> = chunk
+                .par_iter()
+                .map(|(r, s)| extract_image(r, settings).map(|p| (p, *s)))
+                .collect();
             match done {
                 Ok(v) => {
                     if tx.send(v).is_err() {
@@ -307,7 +353,9 @@ fn write_store(
             }
         }
         drop(tx);
-        let written = writer.join().unwrap_or_else(|_| Err(StoreError::corrupt(dir, "writer thread panicked")));
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::corrupt(dir, "writer thread panicked")));
         match failure {
             Some(e) => Err(e),
             None => written,

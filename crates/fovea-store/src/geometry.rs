@@ -7,7 +7,9 @@
 pub fn grid_positions(width: u32, height: u32, patch: u32, stride: u32) -> Vec<(u32, u32)> {
     let xs = axis_positions(width, patch, stride);
     let ys = axis_positions(height, patch, stride);
-    ys.iter().flat_map(|&y| xs.iter().map(move |&x| (x, y))).collect()
+    ys.iter()
+        .flat_map(|&y| xs.iter().map(move |&x| (x, y)))
+        .collect()
 }
 
 /// Number of grid patches: `floor((W - P) / S) + 1` per axis (0 when W < P).
@@ -100,14 +102,33 @@ mod tests {
 
     #[test]
     fn centred_on_hand_checked_cases() {
-        let b = PixelBox { x0: 10, y0: 10, x1: 12, y1: 12 };
+        let b = PixelBox {
+            x0: 10,
+            y0: 10,
+            x1: 12,
+            y1: 12,
+        };
         // Centre 11, P = 8: 11 - 4 = 7.
-        assert_eq!(centred_position(100, 100, 8, b, (11, 11), (0, 0)), Some((7, 7)));
+        assert_eq!(
+            centred_position(100, 100, 8, b, (11, 11), (0, 0)),
+            Some((7, 7))
+        );
         // A big shift is clamped so the box stays inside: x <= 10 and x + 8 > 12.
-        assert_eq!(centred_position(100, 100, 8, b, (11, 11), (50, -50)), Some((10, 5)));
+        assert_eq!(
+            centred_position(100, 100, 8, b, (11, 11), (50, -50)),
+            Some((10, 5))
+        );
         // Near the border the patch is clamped into the photograph.
-        let edge = PixelBox { x0: 0, y0: 98, x1: 1, y1: 99 };
-        assert_eq!(centred_position(100, 100, 8, edge, (0, 99), (0, 0)), Some((0, 92)));
+        let edge = PixelBox {
+            x0: 0,
+            y0: 98,
+            x1: 1,
+            y1: 99,
+        };
+        assert_eq!(
+            centred_position(100, 100, 8, edge, (0, 99), (0, 0)),
+            Some((0, 92))
+        );
         assert_eq!(centred_position(4, 100, 8, b, (1, 1), (0, 0)), None);
     }
 

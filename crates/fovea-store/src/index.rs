@@ -3,14 +3,30 @@
 use std::io::Write;
 use std::path::Path;
 
-use fovea_data::{NUM_LESIONS, Split};
+use fovea_data::{Split, NUM_LESIONS};
 
 use crate::error::{Result, StoreError};
 
 /// The header of `index.csv`, in this order (more columns may follow in later versions).
 pub const INDEX_HEADER: [&str; 18] = [
-    "patch", "image_id", "split", "x", "y", "size", "kind", "ma", "he", "ex", "se", "ma_px",
-    "he_px", "ex_px", "se_px", "fov_frac", "black", "centred_on",
+    "patch",
+    "image_id",
+    "split",
+    "x",
+    "y",
+    "size",
+    "kind",
+    "ma",
+    "he",
+    "ex",
+    "se",
+    "ma_px",
+    "he_px",
+    "ex_px",
+    "se_px",
+    "fov_frac",
+    "black",
+    "centred_on",
 ];
 
 /// How a patch was placed.
@@ -101,14 +117,20 @@ pub fn read_index(path: &Path) -> Result<Vec<PatchRow>> {
         .flexible(true)
         .from_path(path)
         .map_err(|e| StoreError::corrupt(path, e))?;
-    let headers = rdr.headers().map_err(|e| StoreError::corrupt(path, e))?.clone();
+    let headers = rdr
+        .headers()
+        .map_err(|e| StoreError::corrupt(path, e))?
+        .clone();
     let col = |name: &str| -> Result<usize> {
         headers
             .iter()
             .position(|h| h == name)
             .ok_or_else(|| StoreError::corrupt(path, format!("missing column '{name}'")))
     };
-    let cols: Vec<usize> = INDEX_HEADER[..17].iter().map(|n| col(n)).collect::<Result<_>>()?;
+    let cols: Vec<usize> = INDEX_HEADER[..17]
+        .iter()
+        .map(|n| col(n))
+        .collect::<Result<_>>()?;
     let centred = headers.iter().position(|h| h == "centred_on");
     let mut rows = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
@@ -116,7 +138,10 @@ pub fn read_index(path: &Path) -> Result<Vec<PatchRow>> {
         let line = i + 2;
         let get = |k: usize| rec.get(cols[k]).unwrap_or("");
         let bad = |k: usize| {
-            StoreError::corrupt(path, format!("line {line}: bad {} '{}'", INDEX_HEADER[k], get(k)))
+            StoreError::corrupt(
+                path,
+                format!("line {line}: bad {} '{}'", INDEX_HEADER[k], get(k)),
+            )
         };
         let int = |k: usize| get(k).parse::<u64>().map_err(|_| bad(k));
         let small = |k: usize| -> Result<u32> { u32::try_from(int(k)?).map_err(|_| bad(k)) };
@@ -140,7 +165,9 @@ pub fn read_index(path: &Path) -> Result<Vec<PatchRow>> {
                 fovea_data::LESIONS
                     .into_iter()
                     .find(|l| l.code() == s)
-                    .ok_or_else(|| StoreError::corrupt(path, format!("line {line}: bad centred_on '{s}'")))?,
+                    .ok_or_else(|| {
+                        StoreError::corrupt(path, format!("line {line}: bad centred_on '{s}'"))
+                    })?,
             ),
         };
         let row = PatchRow {
@@ -160,7 +187,11 @@ pub fn read_index(path: &Path) -> Result<Vec<PatchRow>> {
         if row.patch != rows.len() as u64 {
             return Err(StoreError::corrupt(
                 path,
-                format!("line {line}: patch {} where {} was expected", row.patch, rows.len()),
+                format!(
+                    "line {line}: patch {} where {} was expected",
+                    row.patch,
+                    rows.len()
+                ),
             ));
         }
         rows.push(row);
@@ -226,6 +257,9 @@ mod tests {
             assert!(e.contains("index.csv") && e.contains(what), "{e}");
         }
         std::fs::write(&p, "patch,image_id\n").unwrap();
-        assert!(read_index(&p).unwrap_err().to_string().contains("missing column 'split'"));
+        assert!(read_index(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("missing column 'split'"));
     }
 }

@@ -16,7 +16,7 @@ pub mod stats;
 pub mod store;
 
 pub use error::{Result, StoreError};
-pub use extract::{Progress, extract};
+pub use extract::{extract, Progress};
 pub use index::PatchRow;
 pub use settings::ExtractSettings;
 pub use store::Store;

@@ -46,17 +46,25 @@ impl NpyPatchWriter {
     pub fn create(path: &Path, patch: u32) -> Result<Self> {
         let file = File::create(path).map_err(|e| StoreError::io(path, e))?;
         let mut out = BufWriter::with_capacity(1 << 22, file);
-        out.write_all(&header(0, patch)).map_err(|e| StoreError::io(path, e))?;
-        Ok(NpyPatchWriter { path: path.to_path_buf(), out, patch, count: 0 })
+        out.write_all(&header(0, patch))
+            .map_err(|e| StoreError::io(path, e))?;
+        Ok(NpyPatchWriter {
+            path: path.to_path_buf(),
+            out,
+            patch,
+            count: 0,
+        })
     }
 
     /// Appends whole patches: `data.len()` must be a multiple of P*P*3.
     pub fn append(&mut self, data: &[u8]) -> Result<()> {
         let one = (self.patch as usize).pow(2) * 3;
-        if data.len() % one != 0 {
+        if !data.len().is_multiple_of(one) {
             return Err(StoreError::corrupt(&self.path, "partial patch appended"));
         }
-        self.out.write_all(data).map_err(|e| StoreError::io(&self.path, e))?;
+        self.out
+            .write_all(data)
+            .map_err(|e| StoreError::io(&self.path, e))?;
         self.count += (data.len() / one) as u64;
         Ok(())
     }
@@ -70,9 +78,13 @@ impl NpyPatchWriter {
     pub fn finish(mut self) -> Result<u64> {
         let io = |e| StoreError::io(&self.path, e);
         self.out.flush().map_err(io)?;
-        let mut file = self.out.into_inner().map_err(|e| StoreError::io(&self.path, e.into_error()))?;
+        let mut file = self
+            .out
+            .into_inner()
+            .map_err(|e| StoreError::io(&self.path, e.into_error()))?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.write_all(&header(self.count, self.patch)).map_err(io)?;
+        file.write_all(&header(self.count, self.patch))
+            .map_err(io)?;
         file.sync_all().map_err(io)?;
         Ok(self.count)
     }
@@ -94,13 +106,22 @@ impl NpyPatches {
         // SAFETY: the store is written once and renamed into place; nothing modifies it
         // while it is mapped (a concurrent writer would replace the folder, not the file).
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| StoreError::io(path, e))?;
-        let mut me = NpyPatches { mmap, path: path.to_path_buf(), n: 0, p: 0, offset: 0 };
+        let mut me = NpyPatches {
+            mmap,
+            path: path.to_path_buf(),
+            n: 0,
+            p: 0,
+            offset: 0,
+        };
         let (shape, len) = {
             let v = me.view()?;
             (v.shape().to_vec(), v.len())
         };
         if shape[3] != 3 || shape[1] != shape[2] {
-            return Err(StoreError::corrupt(path, format!("shape {shape:?} is not (N, P, P, 3)")));
+            return Err(StoreError::corrupt(
+                path,
+                format!("shape {shape:?} is not (N, P, P, 3)"),
+            ));
         }
         me.n = shape[0];
         me.p = shape[1];
@@ -110,8 +131,9 @@ impl NpyPatches {
 
     /// The array view, `[N, P, P, 3]`.
     pub fn view(&self) -> Result<ArrayView4<'_, u8>> {
-        ArrayView4::<u8>::view_npy(&self.mmap[..])
-            .map_err(|e| StoreError::corrupt(&self.path, format!("not a (N, P, P, 3) uint8 .npy: {e}")))
+        ArrayView4::<u8>::view_npy(&self.mmap[..]).map_err(|e| {
+            StoreError::corrupt(&self.path, format!("not a (N, P, P, 3) uint8 .npy: {e}"))
+        })
     }
 
     /// Number of patches.

@@ -185,10 +185,16 @@ impl ExtractSettings {
     pub fn validate(&self) -> Result<()> {
         let p = self.patch_size;
         if !(8..=2048).contains(&p) {
-            return Err(StoreError::setting("patch_size", format!("{p} is not in 8..=2048")));
+            return Err(StoreError::setting(
+                "patch_size",
+                format!("{p} is not in 8..=2048"),
+            ));
         }
         if self.stride == 0 || self.stride > 8192 {
-            return Err(StoreError::setting("stride", format!("{} is not in 1..=8192", self.stride)));
+            return Err(StoreError::setting(
+                "stride",
+                format!("{} is not in 1..=8192", self.stride),
+            ));
         }
         if self.label.region > p {
             return Err(StoreError::setting(
@@ -197,20 +203,34 @@ impl ExtractSettings {
             ));
         }
         if self.label.min_lesion_px == 0 {
-            return Err(StoreError::setting("label.min_lesion_px", "must be at least 1"));
+            return Err(StoreError::setting(
+                "label.min_lesion_px",
+                "must be at least 1",
+            ));
         }
         let t = self.black.fov_threshold;
         if !(0.0..=1.0).contains(&t) {
-            return Err(StoreError::setting("black.fov_threshold", format!("{t} is not in [0, 1]")));
+            return Err(StoreError::setting(
+                "black.fov_threshold",
+                format!("{t} is not in [0, 1]"),
+            ));
         }
-        if !(self.fov.red_threshold.is_finite() && (0.0..=255.0).contains(&self.fov.red_threshold)) {
-            return Err(StoreError::setting("fov.red_threshold", "must be in [0, 255]"));
+        if !(self.fov.red_threshold.is_finite() && (0.0..=255.0).contains(&self.fov.red_threshold))
+        {
+            return Err(StoreError::setting(
+                "fov.red_threshold",
+                "must be in [0, 255]",
+            ));
         }
         if self.fov.block == 0 || self.fov.block > 256 {
             return Err(StoreError::setting("fov.block", "must be in 1..=256"));
         }
         let s = &self.split;
-        for (name, v) in [("split.train", s.train), ("split.val", s.val), ("split.test", s.test)] {
+        for (name, v) in [
+            ("split.train", s.train),
+            ("split.val", s.val),
+            ("split.test", s.test),
+        ] {
             if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
                 return Err(StoreError::setting(name, format!("{v} is not in [0, 1]")));
             }
@@ -232,7 +252,10 @@ impl ExtractSettings {
             ));
         }
         if self.lesion_centred.per_component > 64 {
-            return Err(StoreError::setting("lesion_centred.per_component", "must be at most 64"));
+            return Err(StoreError::setting(
+                "lesion_centred.per_component",
+                "must be at most 64",
+            ));
         }
         Ok(())
     }
@@ -246,31 +269,44 @@ mod tests {
     fn defaults_are_the_reports_and_valid() {
         let s = ExtractSettings::default();
         s.validate().unwrap();
-        assert_eq!((s.patch_size, s.stride, s.label.min_lesion_px), (128, 128, 1));
+        assert_eq!(
+            (s.patch_size, s.stride, s.label.min_lesion_px),
+            (128, 128, 1)
+        );
         assert_eq!(s.label_region(), 128);
     }
 
     #[test]
     fn toml_round_trip_and_unknown_keys() {
-        let mut s = ExtractSettings::default();
-        s.patch_size = 64;
+        let mut s = ExtractSettings {
+            patch_size: 64,
+            ..Default::default()
+        };
         s.lesion_centred.per_component = 2;
         s.split.file = Some(PathBuf::from("splits.csv"));
         let back: ExtractSettings = toml::from_str(&s.to_toml()).unwrap();
         assert_eq!(back, s);
-        let partial: ExtractSettings = toml::from_str("stride = 32\n[label]\nregion = 16\n").unwrap();
-        assert_eq!((partial.stride, partial.label.region, partial.patch_size), (32, 16, 128));
+        let partial: ExtractSettings =
+            toml::from_str("stride = 32\n[label]\nregion = 16\n").unwrap();
+        assert_eq!(
+            (partial.stride, partial.label.region, partial.patch_size),
+            (32, 16, 128)
+        );
         let err = toml::from_str::<ExtractSettings>("strid = 32\n").unwrap_err();
         assert!(err.to_string().contains("strid"), "{err}");
     }
 
     #[test]
     fn bad_values_name_the_setting() {
-        let cases: Vec<(Box<dyn Fn(&mut ExtractSettings)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut ExtractSettings)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (Box::new(|s| s.patch_size = 4), "patch_size"),
             (Box::new(|s| s.stride = 0), "stride"),
             (Box::new(|s| s.label.region = 500), "label.region"),
-            (Box::new(|s| s.black.fov_threshold = 1.5), "black.fov_threshold"),
+            (
+                Box::new(|s| s.black.fov_threshold = 1.5),
+                "black.fov_threshold",
+            ),
             (Box::new(|s| s.split.val = 0.5), "split"),
             (Box::new(|s| s.grid = false), "grid"),
         ];

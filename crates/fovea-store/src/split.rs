@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use fovea_data::{ImageRecord, Split};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, StoreError};
@@ -22,8 +22,15 @@ pub fn read_split_file(path: &Path) -> Result<HashMap<String, Split>> {
         .trim(csv::Trim::All)
         .from_path(path)
         .map_err(|e| StoreError::corrupt(path, e))?;
-    let headers = rdr.headers().map_err(|e| StoreError::corrupt(path, e))?.clone();
-    let find = |n: &str| headers.iter().position(|h| h.trim_start_matches('\u{feff}') == n);
+    let headers = rdr
+        .headers()
+        .map_err(|e| StoreError::corrupt(path, e))?
+        .clone();
+    let find = |n: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim_start_matches('\u{feff}') == n)
+    };
     let id_col = find("id").ok_or_else(|| StoreError::corrupt(path, "missing column 'id'"))?;
     let split_col = find("split")
         .or_else(|| find("official_split"))
@@ -34,10 +41,16 @@ pub fn read_split_file(path: &Path) -> Result<HashMap<String, Split>> {
         let id = rec.get(id_col).unwrap_or("").to_string();
         let s = rec.get(split_col).unwrap_or("");
         let split = Split::parse(s).ok_or_else(|| {
-            StoreError::corrupt(path, format!("line {}: split '{s}' is not train, val or test", i + 2))
+            StoreError::corrupt(
+                path,
+                format!("line {}: split '{s}' is not train, val or test", i + 2),
+            )
         })?;
         if map.insert(id.clone(), split).is_some() {
-            return Err(StoreError::corrupt(path, format!("line {}: duplicate id '{id}'", i + 2)));
+            return Err(StoreError::corrupt(
+                path,
+                format!("line {}: duplicate id '{id}'", i + 2),
+            ));
         }
     }
     Ok(map)
@@ -45,7 +58,10 @@ pub fn read_split_file(path: &Path) -> Result<HashMap<String, Split>> {
 
 /// Which lesion masks an image has, as a 4-bit key (the stratum).
 fn stratum(r: &ImageRecord) -> u8 {
-    r.masks.iter().enumerate().fold(0, |k, (i, m)| k | (u8::from(m.is_some()) << i))
+    r.masks
+        .iter()
+        .enumerate()
+        .fold(0, |k, (i, m)| k | (u8::from(m.is_some()) << i))
 }
 
 /// Target counts per split for `n` items: largest remainder, and at least one item for each
@@ -139,10 +155,16 @@ pub fn assign_splits(
     } else if records.iter().all(|r| r.split.is_some()) && !records.is_empty() {
         Some(records.iter().filter_map(|r| r.split).collect())
     } else if records.iter().any(|r| r.split.is_some()) {
-        let r = records.iter().find(|r| r.split.is_none()).map(|r| r.id.clone());
+        let r = records
+            .iter()
+            .find(|r| r.split.is_none())
+            .map(|r| r.id.clone());
         return Err(StoreError::setting(
             "split",
-            format!("the dataset gives a split for some images but not for '{}'", r.unwrap_or_default()),
+            format!(
+                "the dataset gives a split for some images but not for '{}'",
+                r.unwrap_or_default()
+            ),
         ));
     } else {
         None
@@ -150,8 +172,9 @@ pub fn assign_splits(
     match given {
         Some(mut splits) => {
             if !splits.contains(&Split::Val) && settings.val > 0.0 {
-                let train: Vec<usize> =
-                    (0..records.len()).filter(|&i| splits[i] == Split::Train).collect();
+                let train: Vec<usize> = (0..records.len())
+                    .filter(|&i| splits[i] == Split::Train)
+                    .collect();
                 let f = settings.val / (settings.train + settings.val);
                 let order = stratified_order(records, &train, seed);
                 for (i, s) in deal(&order, &[Split::Train, Split::Val], &[1.0 - f, f]) {
@@ -196,22 +219,42 @@ mod tests {
     fn seeded_split_has_the_fractions_and_is_stratified() {
         let recs: Vec<_> = (0..100).map(|i| rec(i, i % 5 == 0, None)).collect();
         let s = assign_splits(&recs, &SplitSettings::default(), 7, None).unwrap();
-        assert_eq!((count(&s, Split::Train), count(&s, Split::Val), count(&s, Split::Test)), (70, 15, 15));
+        assert_eq!(
+            (
+                count(&s, Split::Train),
+                count(&s, Split::Val),
+                count(&s, Split::Test)
+            ),
+            (70, 15, 15)
+        );
         // 20 images with SE: 14 / 3 / 3.
         let se: Vec<Split> = (0..100).filter(|i| i % 5 == 0).map(|i| s[i]).collect();
         assert_eq!(count(&se, Split::Train), 14);
         assert_eq!(count(&se, Split::Val), 3);
         assert_eq!(count(&se, Split::Test), 3);
         // Seeded: same seed, same split; another seed, another split.
-        assert_eq!(s, assign_splits(&recs, &SplitSettings::default(), 7, None).unwrap());
-        assert_ne!(s, assign_splits(&recs, &SplitSettings::default(), 8, None).unwrap());
+        assert_eq!(
+            s,
+            assign_splits(&recs, &SplitSettings::default(), 7, None).unwrap()
+        );
+        assert_ne!(
+            s,
+            assign_splits(&recs, &SplitSettings::default(), 8, None).unwrap()
+        );
     }
 
     #[test]
     fn tiny_datasets_get_every_split() {
         let recs: Vec<_> = (0..4).map(|i| rec(i, false, None)).collect();
         let s = assign_splits(&recs, &SplitSettings::default(), 0, None).unwrap();
-        assert_eq!((count(&s, Split::Train), count(&s, Split::Val), count(&s, Split::Test)), (2, 1, 1));
+        assert_eq!(
+            (
+                count(&s, Split::Train),
+                count(&s, Split::Val),
+                count(&s, Split::Test)
+            ),
+            (2, 1, 1)
+        );
         assert_eq!(targets(3, &[0.7, 0.15, 0.15]), vec![1, 1, 1]);
         assert_eq!(targets(1, &[0.7, 0.15, 0.15]), vec![1, 0, 0]);
     }
@@ -219,7 +262,13 @@ mod tests {
     #[test]
     fn official_split_is_kept_and_val_carved_from_train() {
         let recs: Vec<_> = (0..81)
-            .map(|i| rec(i, i % 2 == 0, Some(if i < 54 { Split::Train } else { Split::Test })))
+            .map(|i| {
+                rec(
+                    i,
+                    i % 2 == 0,
+                    Some(if i < 54 { Split::Train } else { Split::Test }),
+                )
+            })
             .collect();
         let s = assign_splits(&recs, &SplitSettings::default(), 0, None).unwrap();
         assert!(s[54..].iter().all(|&x| x == Split::Test));
@@ -232,15 +281,26 @@ mod tests {
     fn split_file_wins_and_names_missing_ids() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.csv");
-        std::fs::write(&p, "id,official_split\nIMG_000,train\nIMG_001,test\nIMG_002,train\n").unwrap();
+        std::fs::write(
+            &p,
+            "id,official_split\nIMG_000,train\nIMG_001,test\nIMG_002,train\n",
+        )
+        .unwrap();
         let map = read_split_file(&p).unwrap();
         let recs: Vec<_> = (0..3).map(|i| rec(i, false, None)).collect();
-        let settings = SplitSettings { val: 0.5, train: 0.5, test: 0.0, ..Default::default() };
+        let settings = SplitSettings {
+            val: 0.5,
+            train: 0.5,
+            test: 0.0,
+            ..Default::default()
+        };
         let s = assign_splits(&recs, &settings, 0, Some((&p, &map))).unwrap();
         assert_eq!(s[1], Split::Test);
         assert_eq!(count(&s, Split::Val), 1);
         let recs4: Vec<_> = (0..4).map(|i| rec(i, false, None)).collect();
-        let e = assign_splits(&recs4, &settings, 0, Some((&p, &map))).unwrap_err().to_string();
+        let e = assign_splits(&recs4, &settings, 0, Some((&p, &map)))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("s.csv") && e.contains("IMG_003"), "{e}");
         std::fs::write(&p, "id,split\nA,holdout\n").unwrap();
         let e = read_split_file(&p).unwrap_err().to_string();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use fovea_data::{LESIONS, NUM_LESIONS, Split};
+use fovea_data::{Split, LESIONS, NUM_LESIONS};
 use serde::{Deserialize, Serialize};
 
 use crate::index::PatchRow;
@@ -75,16 +75,46 @@ impl Composition {
     /// The report's lines, indented by `indent`.
     pub fn describe(&self, indent: &str) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "{indent}Images: {} | Patches: {} (usable: {})", self.images, self.patches, self.usable());
-        let _ = writeln!(s, "{indent}Healthy patches: {} | of those 'black': {}", self.healthy, self.black);
+        let _ = writeln!(
+            s,
+            "{indent}Images: {} | Patches: {} (usable: {})",
+            self.images,
+            self.patches,
+            self.usable()
+        );
+        let _ = writeln!(
+            s,
+            "{indent}Healthy patches: {} | of those 'black': {}",
+            self.healthy, self.black
+        );
         let _ = writeln!(s, "{indent}Lesion patches: {}", self.lesion);
-        let _ = writeln!(s, "{indent}Label sums: {:?}  [MA, HE, EX, SE]", self.label_sums);
-        let _ = writeln!(s, "{indent}Patches by number of labels (0-4, non-black): {:?}", self.by_label_count);
+        let _ = writeln!(
+            s,
+            "{indent}Label sums: {:?}  [MA, HE, EX, SE]",
+            self.label_sums
+        );
+        let _ = writeln!(
+            s,
+            "{indent}Patches by number of labels (0-4, non-black): {:?}",
+            self.by_label_count
+        );
         let _ = writeln!(s, "{indent}Co-occurrence (non-black):");
-        let _ = writeln!(s, "{indent}      {:>7}{:>7}{:>7}{:>7}", "MA", "HE", "EX", "SE");
+        let _ = writeln!(
+            s,
+            "{indent}      {:>7}{:>7}{:>7}{:>7}",
+            "MA", "HE", "EX", "SE"
+        );
         for (i, l) in LESIONS.iter().enumerate() {
             let r = self.cooccurrence[i];
-            let _ = writeln!(s, "{indent}  {:<4}{:>7}{:>7}{:>7}{:>7}", l.code(), r[0], r[1], r[2], r[3]);
+            let _ = writeln!(
+                s,
+                "{indent}  {:<4}{:>7}{:>7}{:>7}{:>7}",
+                l.code(),
+                r[0],
+                r[1],
+                r[2],
+                r[3]
+            );
         }
         s
     }
@@ -111,7 +141,11 @@ impl StoreStats {
             .map(|&s| (s, Composition::of(rows.iter().filter(|r| r.split == s))))
             .filter(|(_, c)| c.patches > 0)
             .collect();
-        StoreStats { all, splits, settings: settings.clone() }
+        StoreStats {
+            all,
+            splits,
+            settings: settings.clone(),
+        }
     }
 
     pub fn to_json(&self) -> String {
@@ -162,7 +196,10 @@ mod tests {
             row(4, "b", Split::Test, [0, 0, 1, 0], false),
         ];
         let c = Composition::of(&rows);
-        assert_eq!((c.patches, c.images, c.healthy, c.black, c.lesion), (5, 2, 2, 1, 3));
+        assert_eq!(
+            (c.patches, c.images, c.healthy, c.black, c.lesion),
+            (5, 2, 2, 1, 3)
+        );
         assert_eq!(c.label_sums, [2, 1, 1, 1]);
         assert_eq!(c.cooccurrence[0], [2, 1, 0, 1]);
         assert_eq!(c.cooccurrence[3][0], 1);
@@ -171,10 +208,20 @@ mod tests {
         assert_eq!(st.splits[&Split::Train].patches, 3);
         assert!(!st.splits.contains_key(&Split::Val));
         let json: serde_json::Value = serde_json::from_str(&st.to_json()).unwrap();
-        for key in ["patches", "images", "healthy", "black", "lesion", "label_sums", "settings"] {
+        for key in [
+            "patches",
+            "images",
+            "healthy",
+            "black",
+            "lesion",
+            "label_sums",
+            "settings",
+        ] {
             assert!(json.get(key).is_some(), "stats.json lacks {key}");
         }
         assert_eq!(json["label_sums"], serde_json::json!([2, 1, 1, 1]));
-        assert!(st.describe().contains("Healthy patches: 2 | of those 'black': 1"));
+        assert!(st
+            .describe()
+            .contains("Healthy patches: 2 | of those 'black': 1"));
     }
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, StoreError};
-use crate::index::{PatchRow, read_index};
+use crate::index::{read_index, PatchRow};
 use crate::npy::NpyPatches;
 use crate::settings::ExtractSettings;
 use crate::stats::StoreStats;
@@ -23,7 +23,10 @@ impl Store {
     /// Opens and checks the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
         if !dir.is_dir() {
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let partial = dir.with_file_name(format!(".{name}.partial"));
             let reason = if partial.exists() {
                 "no patch store here: an extraction into it was interrupted; run it again"
@@ -34,49 +37,77 @@ impl Store {
         }
         for f in ["patches.npy", "index.csv", "stats.json", "extract.toml"] {
             if !dir.join(f).is_file() {
-                return Err(StoreError::corrupt(dir, format!("not a whole patch store: {f} is missing")));
+                return Err(StoreError::corrupt(
+                    dir,
+                    format!("not a whole patch store: {f} is missing"),
+                ));
             }
         }
         let settings = ExtractSettings::from_toml_file(&dir.join("extract.toml"))?;
         let stats_path = dir.join("stats.json");
-        let text = std::fs::read_to_string(&stats_path).map_err(|e| StoreError::io(&stats_path, e))?;
-        let stats: StoreStats = serde_json::from_str(&text).map_err(|e| StoreError::corrupt(&stats_path, e))?;
+        let text =
+            std::fs::read_to_string(&stats_path).map_err(|e| StoreError::io(&stats_path, e))?;
+        let stats: StoreStats =
+            serde_json::from_str(&text).map_err(|e| StoreError::corrupt(&stats_path, e))?;
         let rows = read_index(&dir.join("index.csv"))?;
         let npy_path = dir.join("patches.npy");
         let patches = NpyPatches::open(&npy_path)?;
         if patches.len() != rows.len() {
             return Err(StoreError::corrupt(
                 &npy_path,
-                format!("holds {} patches but index.csv lists {}", patches.len(), rows.len()),
+                format!(
+                    "holds {} patches but index.csv lists {}",
+                    patches.len(),
+                    rows.len()
+                ),
             ));
         }
         let p = settings.patch_size;
         if !rows.is_empty() && patches.patch_size() != p as usize {
             return Err(StoreError::corrupt(
                 &npy_path,
-                format!("patches are {0}x{0} but extract.toml says {p}", patches.patch_size()),
+                format!(
+                    "patches are {0}x{0} but extract.toml says {p}",
+                    patches.patch_size()
+                ),
             ));
         }
         if let Some(r) = rows.iter().find(|r| r.size != p) {
             return Err(StoreError::corrupt(
                 dir.join("index.csv"),
-                format!("patch {} has size {} but the store's patch size is {p}", r.patch, r.size),
+                format!(
+                    "patch {} has size {} but the store's patch size is {p}",
+                    r.patch, r.size
+                ),
             ));
         }
         if stats.all.patches != rows.len() as u64 {
             return Err(StoreError::corrupt(
                 &stats_path,
-                format!("counts {} patches but index.csv lists {}", stats.all.patches, rows.len()),
+                format!(
+                    "counts {} patches but index.csv lists {}",
+                    stats.all.patches,
+                    rows.len()
+                ),
             ));
         }
-        Ok(Store { dir: dir.to_path_buf(), rows, patches, settings, stats })
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            rows,
+            patches,
+            settings,
+            stats,
+        })
     }
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, synced, then renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;

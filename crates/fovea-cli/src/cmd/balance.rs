@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use fovea_data::Split;
-use fovea_store::Store;
 use fovea_store::balance::{report_policy, weighted_policy, write_subset};
 use fovea_store::stats::Composition;
+use fovea_store::Store;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Policy {
@@ -45,10 +45,13 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let split = Split::parse(&a.split).with_context(|| format!("--split '{}' is not train, val or test", a.split))?;
+    let split = Split::parse(&a.split)
+        .with_context(|| format!("--split '{}' is not train, val or test", a.split))?;
     let store = Store::open(&a.store)?;
     let subset = match a.policy {
-        Policy::Report => report_policy(&store.rows, split, a.healthy_ratio, a.target_factor, a.seed)?,
+        Policy::Report => {
+            report_policy(&store.rows, split, a.healthy_ratio, a.target_factor, a.seed)?
+        }
         Policy::Weighted => weighted_policy(&store.rows, split),
     };
     write_subset(&a.out, &subset)?;

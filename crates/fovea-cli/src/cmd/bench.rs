@@ -5,9 +5,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use fovea_data::{Dataset, load_sample};
-use fovea_store::extract::{NoProgress, plan};
-use fovea_store::{ExtractSettings, extract};
+use fovea_data::{load_sample, Dataset};
+use fovea_store::extract::{plan, NoProgress};
+use fovea_store::{extract, ExtractSettings};
 use rayon::prelude::*;
 
 #[derive(clap::Subcommand)]
@@ -51,12 +51,25 @@ pub fn run(b: Bench) -> Result<()> {
 }
 
 fn bench_extract(a: ExtractArgs) -> Result<()> {
-    let settings = ExtractSettings { patch_size: a.patch_size, stride: a.stride, ..Default::default() };
+    let settings = ExtractSettings {
+        patch_size: a.patch_size,
+        stride: a.stride,
+        ..Default::default()
+    };
     settings.validate()?;
     let dataset = Dataset::open(&a.dataset)?;
-    let records: Vec<_> = plan(&dataset, &settings)?.into_iter().map(|(r, _)| r).collect();
+    let records: Vec<_> = plan(&dataset, &settings)?
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
     let threads = rayon::current_num_threads();
-    println!("dataset {} ({} photographs), P={} S={}, {threads} threads", a.dataset.display(), records.len(), a.patch_size, a.stride);
+    println!(
+        "dataset {} ({} photographs), P={} S={}, {threads} threads",
+        a.dataset.display(),
+        records.len(),
+        a.patch_size,
+        a.stride
+    );
 
     // (a) Decoding only, in the same batches and thread pool as the extraction.
     let t = Instant::now();
@@ -66,22 +79,36 @@ fn bench_extract(a: ExtractArgs) -> Result<()> {
             .par_iter()
             .map(|r| {
                 let s = load_sample(r)?;
-                Ok(s.rgb.as_raw().len() as u64 + s.masks.iter().map(|m| m.as_raw().len() as u64).sum::<u64>())
+                Ok(s.rgb.as_raw().len() as u64
+                    + s.masks.iter().map(|m| m.as_raw().len() as u64).sum::<u64>())
             })
             .collect();
         pixels += n?.iter().sum::<u64>();
     }
     let decode_s = t.elapsed().as_secs_f64();
     let decode_rss = peak_rss_mib();
-    println!("decode_s {decode_s:.3}  ({:.0} MB decoded, peak RSS {decode_rss:.0} MiB)", pixels as f64 / 1e6);
+    println!(
+        "decode_s {decode_s:.3}  ({:.0} MB decoded, peak RSS {decode_rss:.0} MiB)",
+        pixels as f64 / 1e6
+    );
 
     // (b) Full extraction.
     let tmp = tempfile::tempdir_in(std::env::temp_dir()).context("creating a temporary folder")?;
     let out = a.out.clone().unwrap_or_else(|| tmp.path().join("store"));
     let t = Instant::now();
-    let outcome = extract(&dataset, &settings, &out, true, &NoProgress, &AtomicBool::new(false))?;
+    let outcome = extract(
+        &dataset,
+        &settings,
+        &out,
+        true,
+        &NoProgress,
+        &AtomicBool::new(false),
+    )?;
     let extract_s = t.elapsed().as_secs_f64();
-    println!("extract_s {extract_s:.3}  ({} patches, {} black)", outcome.stats.all.patches, outcome.stats.all.black);
+    println!(
+        "extract_s {extract_s:.3}  ({} patches, {} black)",
+        outcome.stats.all.patches, outcome.stats.all.black
+    );
     println!("peak_rss_mib {:.0}", peak_rss_mib());
     println!("ratio_extract_to_decode {:.3}", extract_s / decode_s);
     Ok(())

@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use fovea_data::{Dataset, Split};
-use fovea_store::{ExtractSettings, extract};
+use fovea_store::{extract, ExtractSettings};
 
-use crate::progress::{Bar, interrupt_flag};
+use crate::progress::{interrupt_flag, Bar};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -129,14 +129,19 @@ pub fn resolve(a: &Args) -> Result<ExtractSettings> {
             .collect::<Result<_, _>>()
             .ok()
             .filter(|v: &Vec<f64>| v.len() == 3)
-            .with_context(|| format!("--split-fractions '{fr}' is not three numbers like 0.7,0.15,0.15"))?;
+            .with_context(|| {
+                format!("--split-fractions '{fr}' is not three numbers like 0.7,0.15,0.15")
+            })?;
         (s.split.train, s.split.val, s.split.test) = (v[0], v[1], v[2]);
     }
     if !a.select_split.is_empty() {
         s.select.splits = a
             .select_split
             .iter()
-            .map(|x| Split::parse(x).with_context(|| format!("--select-split '{x}' is not train, val or test")))
+            .map(|x| {
+                Split::parse(x)
+                    .with_context(|| format!("--select-split '{x}' is not train, val or test"))
+            })
             .collect::<Result<_>>()?;
     }
     if !a.images.is_empty() {
@@ -152,8 +157,19 @@ pub fn run(a: Args) -> Result<()> {
         .dataset
         .clone()
         .context("no dataset: give --dataset DIR (or `dataset` in the --config file)")?;
+    if a.out.exists() && !a.force {
+        anyhow::bail!(
+            "{} already exists (use --force to replace it)",
+            a.out.display()
+        );
+    }
     let dataset = Dataset::open(&dir)?;
-    tracing::info!("{}: {} photographs ({:?} layout)", dir.display(), dataset.records.len(), dataset.layout);
+    println!(
+        "{}: {} photographs ({:?} layout)",
+        dir.display(),
+        dataset.records.len(),
+        dataset.layout
+    );
     let cancel = interrupt_flag();
     let bar = Bar::new("images");
     let t = std::time::Instant::now();

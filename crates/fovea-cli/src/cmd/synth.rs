@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use fovea_data::synth::{SynthSettings, generate};
+use anyhow::{bail, Context, Result};
+use fovea_data::synth::{generate, SynthSettings};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,9 +31,17 @@ pub fn run(a: Args) -> Result<()> {
         .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)))
         .with_context(|| format!("--size '{}' is not WIDTHxHEIGHT", a.size))?;
     if a.out.join("manifest.csv").exists() && !a.force {
-        bail!("{} already holds a dataset (use --force to replace it)", a.out.display());
+        bail!(
+            "{} already holds a dataset (use --force to replace it)",
+            a.out.display()
+        );
     }
-    let settings = SynthSettings { images: a.images, seed: a.seed, width: w, height: h };
+    let settings = SynthSettings {
+        images: a.images,
+        seed: a.seed,
+        width: w,
+        height: h,
+    };
     let t = std::time::Instant::now();
     let summary = generate(&a.out, &settings)?;
     println!(

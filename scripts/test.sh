@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test suite (the README's second command). Tests that need the real IDRiD sample read
+# it from ../shared/data (or $FOVEA_DATA); they skip with a message where it is absent,
+# except under CI=true, where a missing sample fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --workspace --locked "$@"
