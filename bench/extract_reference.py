@@ -19,7 +19,15 @@ Writes an index CSV with Fovea's index.csv columns (CONTRACTS 2; without `split`
 Fovea draws with its own seeded generator) and prints its wall time and peak RSS.
 
 Usage: extract_reference.py --dataset DIR --out INDEX.csv [--patch-size 128 --stride 128]
-       [--save-npy PATCHES.npy]
+       [--save-npy PATCHES.npy] [--pixels-from STORE]
+
+--pixels-from STORE is a check, not a benchmark: the photograph's pixels under Fovea's grid
+patches are taken from STORE/patches.npy (Fovea's JPEG decoder) instead of PIL's, so the
+field of view is computed on the same pixels as Fovea's and fov_frac must agree to the
+4 decimals of index.csv. PIL (libjpeg-turbo) and Fovea's decoder (zune-jpeg) round some
+pixels differently (up to a few grey levels), which moves a few 4x4 cells across the red
+threshold and so fov_frac by a few 16-pixel cells (0.001 each at P = 128). Pixels outside
+every grid patch (the right and bottom strips) stay PIL's. Patches are not kept then.
 """
 
 import argparse
@@ -90,12 +98,22 @@ def field_of_view(rgb, block=BLOCK, red_threshold=RED_THRESHOLD):
     """Fovea's FOV mask (uint8 0/1, shape (H, W)), computed on the cell grid."""
     h, w = rgb.shape[:2]
     ch, cw = -(-h // block), -(-w // block)
-    red = np.zeros((ch * block, cw * block), dtype=np.uint32)
-    red[:h, :w] = rgb[..., 0]
-    present = np.zeros((ch * block, cw * block), dtype=np.uint32)
-    present[:h, :w] = 1
-    sums = red.reshape(ch, block, cw, block).sum(axis=(1, 3))
-    counts = present.reshape(ch, block, cw, block).sum(axis=(1, 3))
+    red = rgb[..., 0]
+    if h % block or w % block:  # partial cells at the right / bottom: pad with zeros
+        padded = np.zeros((ch * block, cw * block), dtype=np.uint8)
+        padded[:h, :w] = red
+        red = padded
+    # Sum of red per cell (strided slices: much faster than reshape + sum over a view).
+    cols = np.zeros((ch * block, cw), dtype=np.uint32)
+    for k in range(block):
+        cols += red[:, k::block]
+    sums = np.zeros((ch, cw), dtype=np.uint32)
+    for k in range(block):
+        sums += cols[k::block]
+    # Pixels present per cell (fewer in partial cells), for the mean.
+    counts = np.outer(
+        np.minimum(block, h - np.arange(ch) * block), np.minimum(block, w - np.arange(cw) * block)
+    )
     # Mean > threshold, written as in Fovea (sum > threshold * count, in float32).
     bright = sums.astype(np.float32) > np.float32(red_threshold) * counts.astype(np.float32)
     dark = ~bright
@@ -135,6 +153,26 @@ def border_connected(dark):
             return reached
 
 
+def load_fovea_pixels(store):
+    """A function (image_id, PIL pixels) -> pixels with Fovea's grid patches pasted in."""
+    data = np.load(os.path.join(store, "patches.npy"), mmap_mode="r")
+    where = {}
+    with open(os.path.join(store, "index.csv"), newline="") as f:
+        for r in csv.DictReader(f):
+            if r.get("kind", "grid") == "grid":
+                where.setdefault(r["image_id"], []).append(
+                    (int(r["patch"]), int(r["x"]), int(r["y"]), int(r["size"]))
+                )
+
+    def paste(image_id, rgb):
+        rgb = rgb.copy()
+        for k, x, y, size in where.get(image_id, []):
+            rgb[y : y + size, x : x + size] = data[k]
+        return rgb
+
+    return paste
+
+
 def axis_positions(length, p, s):
     if length < p:
         return []
@@ -148,8 +186,14 @@ def main():
     ap.add_argument("--patch-size", type=int, default=128)
     ap.add_argument("--stride", type=int, default=128)
     ap.add_argument("--save-npy", help="also save the stacked patches (not timed)")
+    ap.add_argument("--pixels-from", metavar="STORE", help="check mode, see above")
     a = ap.parse_args()
     p, s = a.patch_size, a.stride
+    hold = True
+    fovea_pixels = None
+    if a.pixels_from:
+        fovea_pixels = load_fovea_pixels(a.pixels_from)
+        hold = False
 
     t0 = time.perf_counter()
     decode_s = 0.0
@@ -170,11 +214,14 @@ def main():
                     sys.exit(f"{mp}: mask is {m.shape[1]}x{m.shape[0]}, photograph {image_path} is {w}x{h}")
                 masks.append(m)
         decode_s += time.perf_counter() - td
+        if fovea_pixels is not None:
+            rgb = fovea_pixels(image_id, rgb)
 
         fov = field_of_view(rgb)
         for y in axis_positions(h, p, s):
             for x in axis_positions(w, p, s):
-                patches.append(rgb[y : y + p, x : x + p].copy())
+                if hold:
+                    patches.append(rgb[y : y + p, x : x + p].copy())
                 px = [int(np.count_nonzero(m[y : y + p, x : x + p])) for m in masks]
                 fov_frac = float(np.count_nonzero(fov[y : y + p, x : x + p])) / (p * p)
                 black = fov_frac < FOV_THRESHOLD and not any(px)

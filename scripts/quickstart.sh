@@ -4,8 +4,10 @@
 # Usage: scripts/quickstart.sh [OUT_DIR]   (default: out/quickstart)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# libtorch (PyTorch's wheel in a cached virtual environment) for the deep-learning crates.
+source scripts/env.sh
 OUT=${1:-out/quickstart}
-cargo build --release -p fovea-cli
+cargo build --release -p fovea-cli -p fovea-torch
 F=target/release/fovea
 $F synth --out "$OUT/data" --images 12 --seed 0 --size 768x512 --force
 $F extract --dataset "$OUT/data" --out "$OUT/store" --patch-size 64 --stride 32 \

@@ -4,4 +4,6 @@
 # except under CI=true, where a missing sample fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# libtorch (PyTorch's wheel in a cached virtual environment) for the deep-learning crates.
+source scripts/env.sh
 cargo test --workspace --locked "$@"

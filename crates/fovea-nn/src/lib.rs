@@ -1,0 +1,9 @@
+//! Fovea's deep-learning layer on libtorch (tch-rs): the patch classifiers (ResNet-18 in
+//! torchvision's layout, a shallow CNN), losses (BCE, focal with per-class weights), Adam
+//! with savable state, and throughput benchmarks.
+
+pub mod bench;
+pub mod device;
+pub mod loss;
+pub mod models;
+pub mod optim;

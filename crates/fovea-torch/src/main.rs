@@ -1,0 +1,105 @@
+//! `fovea-torch`: the deep-learning commands of `fovea` (training, evaluation, lesion
+//! maps, model benchmarks). It links libtorch; the `fovea` launcher checks that libtorch
+//! can be loaded before handing these commands over, so users see a clear message rather
+//! than a loader error. Run through `fovea`, e.g. `fovea bench train`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use fovea_nn::device::{DeviceChoice, set_threads};
+use fovea_nn::models::ModelKind;
+
+#[derive(Parser)]
+#[command(name = "fovea", version, about = "Fovea's deep-learning commands (libtorch)")]
+struct Cli {
+    /// CPU threads for libtorch (default: libtorch's choice, all cores).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Model throughput benchmarks.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Training steps (forward, backward, Adam update) on random data; ends with the line
+    /// `samples_per_s <X>`.
+    Train(BenchArgs),
+    /// Forward passes (evaluation mode) on random data; ends with `samples_per_s <X>`.
+    Infer(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Model: resnet18 or cnn.
+    #[arg(long, default_value = "resnet18")]
+    model: String,
+    /// Input side in pixels.
+    #[arg(long, default_value_t = 128)]
+    size: i64,
+    /// Batch size [default: 32 for train, 64 for infer].
+    #[arg(long)]
+    batch_size: Option<i64>,
+    /// Timed steps (after 3 warm-up steps); the median is reported.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// cpu, cuda or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+fn bench(b: Bench) -> Result<()> {
+    let (train, a) = match b {
+        Bench::Train(a) => (true, a),
+        Bench::Infer(a) => (false, a),
+    };
+    let kind = ModelKind::parse(&a.model).with_context(|| format!("--model '{}' is not resnet18 or cnn", a.model))?;
+    let device = DeviceChoice::parse(&a.device)
+        .with_context(|| format!("--device '{}' is not cpu, cuda or auto", a.device))?
+        .resolve()
+        .map_err(anyhow::Error::msg)?;
+    let batch = a.batch_size.unwrap_or(if train { 32 } else { 64 });
+    anyhow::ensure!(batch > 0 && a.size >= 32 && a.steps > 0, "--batch-size, --size (>= 32) and --steps must be positive");
+    let t = if train {
+        fovea_nn::bench::train_steps(kind, a.size, batch, a.steps, 3, device)
+    } else {
+        fovea_nn::bench::infer_steps(kind, a.size, batch, a.steps, 3, device)
+    };
+    println!(
+        "{} {} {}x{} batch {batch} on {device:?}, {} threads: median step {:.4} s over {} steps",
+        if train { "train" } else { "infer" },
+        kind.as_str(),
+        a.size,
+        a.size,
+        tch::get_num_threads(),
+        t.median_step_s,
+        t.steps
+    );
+    println!("samples_per_s {:.2}", t.samples_per_s);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        set_threads(n);
+    }
+    let result = match cli.command {
+        Command::Bench(b) => bench(b),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            eprintln!("error: {}", msg.replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
