@@ -5,7 +5,7 @@
 # reused by later builds, CI runs and clones. torch-sys finds it through
 # LIBTORCH_USE_PYTORCH=1 and that environment's python; the fovea binary finds it at run
 # time through an rpath set at link time (crates/fovea-cli/build.rs).
-FOVEA_TORCH_VERSION=2.13.0
+FOVEA_TORCH_VERSION="$(cat "$(dirname "${BASH_SOURCE[0]}")/../TORCH_VERSION")"
 FOVEA_CACHE="${FOVEA_CACHE:-$HOME/.cache/fovea}"
 FOVEA_VENV="$FOVEA_CACHE/torch-$FOVEA_TORCH_VERSION"
 if [ ! -f "$FOVEA_VENV/.fovea-complete" ]; then

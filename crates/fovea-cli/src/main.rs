@@ -5,7 +5,10 @@
 mod cmd;
 mod progress;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
+
+use fovea_cli::torch;
 
 use clap::{Parser, Subcommand};
 
@@ -33,9 +36,36 @@ enum Command {
     Stats(cmd::stats::Args),
     /// Build a balanced training subset (list of patch ids) from a patch store.
     Balance(cmd::balance::Args),
+    /// Train a lesion classifier on a patch store (`fovea train --help`).
+    #[command(disable_help_flag = true)]
+    Train(Passthrough),
+    /// Evaluate a trained run on a split of a patch store (`fovea eval --help`).
+    #[command(disable_help_flag = true)]
+    Eval(Passthrough),
     /// Benchmarks that print their ratio to a reference measured in the same run.
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
+}
+
+/// Arguments handed unchanged to `fovea-torch`, the binary that links libtorch.
+#[derive(clap::Args)]
+pub struct Passthrough {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<OsString>,
+}
+
+impl Passthrough {
+    /// `fovea-torch [--threads N] NAME... ARGS...`.
+    pub fn hand_over(self, threads: Option<usize>, names: &[&str]) -> anyhow::Result<()> {
+        let mut args: Vec<OsString> = Vec::new();
+        if let Some(n) = threads {
+            args.push("--threads".into());
+            args.push(n.to_string().into());
+        }
+        args.extend(names.iter().map(OsString::from));
+        args.extend(self.args);
+        anyhow::bail!(torch::hand_over(args))
+    }
 }
 
 fn main() -> ExitCode {
@@ -67,7 +97,9 @@ fn main() -> ExitCode {
         Command::Extract(a) => cmd::extract::run(a),
         Command::Stats(a) => cmd::stats::run(a),
         Command::Balance(a) => cmd::balance::run(a),
-        Command::Bench(b) => cmd::bench::run(b),
+        Command::Train(p) => p.hand_over(cli.threads, &["train"]),
+        Command::Eval(p) => p.hand_over(cli.threads, &["eval"]),
+        Command::Bench(b) => cmd::bench::run(b, cli.threads),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -243,6 +243,9 @@ pub fn apply(src: &[u8], p: usize, params: &AugmentParams, out: &mut [f32]) {
     let pp = p * p;
     assert_eq!(src.len(), pp * 3, "source is not a {p}x{p}x3 patch");
     assert_eq!(out.len(), pp * 3, "output is not 3x{p}x{p}");
+    if p == 0 {
+        return;
+    }
     if params.angle_deg == 0.0 && !params.has_colour() {
         flip_normalise(src, p, params.hflip, params.vflip, out);
         return;
@@ -363,14 +366,16 @@ fn rotate_packed(
     let fx = if hflip { -1.0 } else { 1.0 };
     let fy = if vflip { -1.0 } else { 1.0 };
     // sx = c + axx dx + axy dy, sy = c + ayx dx + ayy dy.
-    let (axx, axy) = ((fx * cos) as f32, (-fx * sin) as f32);
-    let (ayx, ayy) = ((fy * sin) as f32, (fy * cos) as f32);
+    let (axx, axy) = (fx * cos, -fx * sin);
+    let (ayx, ayy) = (fy * sin, fy * cos);
     // Source coordinates in 16.16 fixed point, stepped along each output row: no float
-    // conversion per pixel. P <= 2048 keeps every coordinate (within 2.5 P) below 2^31.
+    // conversion per pixel. Every coordinate lies within 2.5 P, below 2^31 for P <= 8192
+    // (patch stores hold P <= 2048).
+    assert!(p <= 8192, "patches of side {p} are too large to rotate");
     let fp = |v: f64| (v * COORD_ONE as f64).round() as i32;
     let c = (p as f64 - 1.0) / 2.0;
     let max = ((p - 1) << COORD_BITS) as i32;
-    let (step_x, step_y) = (fp(axx as f64), fp(ayx as f64));
+    let (step_x, step_y) = (fp(axx), fp(ayx));
     // After both steps a lane of 255 * 256 is 1.0.
     let to_unit = 1.0 / (255.0 * WEIGHT_ONE as f32);
     let round = (WEIGHT_ONE as u64 / 2) * 0x0000_0001_0001_0001;
@@ -380,8 +385,8 @@ fn rotate_packed(
     for i in 0..p {
         let dy = i as f64 - c;
         // Source point of the row's first pixel (dx = -c).
-        let mut sx = fp(c + axy as f64 * dy - axx as f64 * c);
-        let mut sy = fp(c + ayy as f64 * dy - ayx as f64 * c);
+        let mut sx = fp(c + axy * dy - axx * c);
+        let mut sy = fp(c + ayy * dy - ayx * c);
         for v in row.iter_mut() {
             let x = reflect_fixed(sx, max);
             let y = reflect_fixed(sy, max);
@@ -461,7 +466,12 @@ fn colour_normalise(out: &mut [f32], p: usize, params: &AugmentParams) {
         // is given; summed in f32 per row, rows in f64.
         let mut sum = 0.0f64;
         for ((x, y), z) in r.chunks(p).zip(g.chunks(p)).zip(b.chunks(p)) {
-            let row: f32 = x.iter().zip(y).zip(z).map(|((&x, &y), &z)| grey(x, y, z)).sum();
+            let row: f32 = x
+                .iter()
+                .zip(y)
+                .zip(z)
+                .map(|((&x, &y), &z)| grey(x, y, z))
+                .sum();
             sum += row as f64;
         }
         let mean = (sum / pp.max(1) as f64) as f32;
@@ -480,8 +490,12 @@ fn colour_normalise(out: &mut [f32], p: usize, params: &AugmentParams) {
         }
     }
     if hue != 0.0 {
-        for ((x, y), z) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
-            (*x, *y, *z) = shift_hue(*x, *y, *z, hue);
+        let (g, b) = (&mut g[..pp], &mut b[..pp]);
+        for k in 0..pp {
+            let (x, y, z) = shift_hue(r[k], g[k], b[k], hue);
+            r[k] = x;
+            g[k] = y;
+            b[k] = z;
         }
     }
     for (plane, c) in [r, g, b].into_iter().zip(0..3) {
@@ -503,13 +517,14 @@ fn shift_hue(r: f32, g: f32, b: f32, shift: f32) -> (f32, f32, f32) {
     // A grey pixel (cr = 0) has s = 0 and comes back unchanged whatever its hue.
     let s = cr / v.max(f32::MIN_POSITIVE);
     let inv = 1.0 / cr.max(f32::MIN_POSITIVE);
-    // Hue in sixths of a turn, in [-1, 5).
+    // Hue in sixths of a turn, in [-1, 5): all three candidates computed, one selected.
+    let (hr, hg, hb) = ((g - b) * inv, 2.0 + (b - r) * inv, 4.0 + (r - g) * inv);
     let h = if v == r {
-        (g - b) * inv
+        hr
     } else if v == g {
-        2.0 + (b - r) * inv
+        hg
     } else {
-        4.0 + (r - g) * inv
+        hb
     };
     // Shifted, then wrapped into [0, 6).
     let h = h + 6.0 * shift;
@@ -597,7 +612,10 @@ mod tests {
             let a = shift_hue(r, g, b, shift);
             let want = reference_shift_hue(r, g, b, shift);
             for (x, y) in [(a.0, want.0), (a.1, want.1), (a.2, want.2)] {
-                assert!((x - y).abs() < 1e-5, "{r} {g} {b} {shift}: {a:?} vs {want:?}");
+                assert!(
+                    (x - y).abs() < 1e-5,
+                    "{r} {g} {b} {shift}: {a:?} vs {want:?}"
+                );
             }
         }
         for grey in [0.0, 0.3, 1.0] {
@@ -809,7 +827,10 @@ mod tests {
         };
         let id = AugmentParams::IDENTITY;
         // Brightness multiplies and clamps.
-        let o = one(AugmentParams { brightness: 1.5, ..id });
+        let o = one(AugmentParams {
+            brightness: 1.5,
+            ..id
+        });
         for c in 0..3 {
             for k in 0..4 {
                 let want = (base(c, k) * 1.5).min(1.0);
@@ -821,7 +842,10 @@ mod tests {
             .map(|k| grey(base(0, k), base(1, k), base(2, k)))
             .sum::<f32>()
             / 4.0;
-        let o = one(AugmentParams { contrast: 0.5, ..id });
+        let o = one(AugmentParams {
+            contrast: 0.5,
+            ..id
+        });
         for c in 0..3 {
             for k in 0..4 {
                 let want = 0.5 * base(c, k) + 0.5 * mean;
@@ -829,7 +853,10 @@ mod tests {
             }
         }
         // Saturation 0 gives the grey image.
-        let o = one(AugmentParams { saturation: 0.0, ..id });
+        let o = one(AugmentParams {
+            saturation: 0.0,
+            ..id
+        });
         for k in 0..4 {
             let l = grey(base(0, k), base(1, k), base(2, k));
             for c in 0..3 {
@@ -885,7 +912,11 @@ mod tests {
             hue: 0.7,
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("augment.hue"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("augment.hue"));
         let bad = AugmentSettings {
             rotation_deg: 200.0,
             ..Default::default()
@@ -973,14 +1004,62 @@ mod timing {
         let id = AugmentParams::IDENTITY;
         for (name, params) in [
             ("identity", id),
-            ("flips", AugmentParams { hflip: true, vflip: true, ..id }),
-            ("rotate", AugmentParams { angle_deg: 33.0, ..id }),
-            ("rotate-only", AugmentParams { angle_deg: 33.0, ..id }),
-            ("brightness", AugmentParams { brightness: 1.1, ..id }),
-            ("contrast", AugmentParams { contrast: 1.1, ..id }),
-            ("saturation", AugmentParams { saturation: 1.1, ..id }),
+            (
+                "flips",
+                AugmentParams {
+                    hflip: true,
+                    vflip: true,
+                    ..id
+                },
+            ),
+            (
+                "rotate",
+                AugmentParams {
+                    angle_deg: 33.0,
+                    ..id
+                },
+            ),
+            (
+                "rotate-only",
+                AugmentParams {
+                    angle_deg: 33.0,
+                    ..id
+                },
+            ),
+            (
+                "brightness",
+                AugmentParams {
+                    brightness: 1.1,
+                    ..id
+                },
+            ),
+            (
+                "contrast",
+                AugmentParams {
+                    contrast: 1.1,
+                    ..id
+                },
+            ),
+            (
+                "saturation",
+                AugmentParams {
+                    saturation: 1.1,
+                    ..id
+                },
+            ),
             ("hue", AugmentParams { hue: 0.01, ..id }),
-            ("all", AugmentParams { hflip: true, vflip: false, angle_deg: 33.0, brightness: 1.1, contrast: 0.9, saturation: 1.1, hue: 0.01 }),
+            (
+                "all",
+                AugmentParams {
+                    hflip: true,
+                    vflip: false,
+                    angle_deg: 33.0,
+                    brightness: 1.1,
+                    contrast: 0.9,
+                    saturation: 1.1,
+                    hue: 0.01,
+                },
+            ),
         ] {
             let n = if name == "rotate-only" { 3000 } else { 300 };
             let t = std::time::Instant::now();
@@ -991,7 +1070,10 @@ mod timing {
                     apply(&src, p, &params, &mut out);
                 }
             }
-            println!("{name}: {:.1} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+            println!(
+                "{name}: {:.1} us",
+                t.elapsed().as_secs_f64() * 1e6 / n as f64
+            );
         }
     }
 }

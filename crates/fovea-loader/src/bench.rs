@@ -85,13 +85,22 @@ pub fn bench_pipeline(store: Arc<Store>, settings: &BenchSettings) -> Result<Ben
     let t = Instant::now();
     for q in 0..n_aug {
         let id = ids[q % ids.len()];
-        let src = store.patches.patch(id as usize).ok_or_else(|| LoaderError::Patch {
-            store: store.dir.clone(),
-            patch: id,
-            reason: "not in patches.npy".into(),
-        })?;
+        let src = store
+            .patches
+            .patch(id as usize)
+            .ok_or_else(|| LoaderError::Patch {
+                store: store.dir.clone(),
+                patch: id,
+                reason: "not in patches.npy".into(),
+            })?;
         if settings.augment.enabled {
-            augment(src, p, &mut sample_rng(0, 0, q as u64), &settings.augment, &mut out);
+            augment(
+                src,
+                p,
+                &mut sample_rng(0, 0, q as u64),
+                &settings.augment,
+                &mut out,
+            );
         } else {
             crate::augment::to_tensor_layout(src, p, &mut out);
         }

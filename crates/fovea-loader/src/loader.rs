@@ -178,7 +178,11 @@ impl Loader {
             order: self.sampler.epoch(epoch),
             epoch,
             batch_size: self.settings.batch_size,
-            augment: self.settings.augment.enabled.then(|| self.settings.augment.clone()),
+            augment: self
+                .settings
+                .augment
+                .enabled
+                .then(|| self.settings.augment.clone()),
             seed: self.settings.seed,
         });
         let mut it = EpochBatches {
@@ -244,7 +248,11 @@ pub fn build_batch(
     let size = ids.len();
     let mut images = vec![0.0f32; size * one]; // [size, 3, P, P]
     let mut labels = Vec::with_capacity(size * NUM_LESIONS); // [size, 4]
-    for (i, (&id, out)) in ids.iter().zip(images.chunks_exact_mut(one.max(1))).enumerate() {
+    for (i, (&id, out)) in ids
+        .iter()
+        .zip(images.chunks_exact_mut(one.max(1)))
+        .enumerate()
+    {
         let err = |reason: &str| LoaderError::Patch {
             store: store.dir.clone(),
             patch: id,
@@ -431,11 +439,7 @@ impl Iterator for EpochBatches {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = if self.failed {
-            0
-        } else {
-            self.end - self.next
-        };
+        let n = if self.failed { 0 } else { self.end - self.next };
         (0, Some(n))
     }
 }

@@ -10,9 +10,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// Purpose tag of the epoch order stream (shuffling, weighted draws).
-pub const ORDER: u64 = 0x6f72_6465_72; // "order"
+pub const ORDER: u64 = 0x006f_7264_6572; // "order"
 /// Purpose tag of the per-sample augmentation streams.
-pub const AUGMENT: u64 = 0x6175_676d_656e_74; // "augment"
+pub const AUGMENT: u64 = 0x0061_7567_6d65_6e74; // "augment"
 
 /// The generator for (`seed`, `purpose`, `epoch`, `stream`).
 pub fn stream(seed: u64, purpose: u64, epoch: u64, stream: u64) -> ChaCha8Rng {

@@ -107,16 +107,12 @@ impl Sampler {
                     reason,
                     origin: origin.clone(),
                 };
-                let row = rows.get(id as usize).ok_or_else(|| {
-                    err(format!(
-                        "is not in the store ({} patches)",
-                        rows.len()
-                    ))
-                })?;
+                let row = rows
+                    .get(id as usize)
+                    .ok_or_else(|| err(format!("is not in the store ({} patches)", rows.len())))?;
                 if row.black {
                     return Err(err(
-                        "is black (uninformative background): black patches are never used"
-                            .into(),
+                        "is black (uninformative background): black patches are never used".into(),
                     ));
                 }
                 if row.split != split {
@@ -328,8 +324,8 @@ mod tests {
             .unwrap()
             .epoch(3);
         assert_eq!(again, s.epoch(3));
-        let other = Sampler::new(&rows(), Split::Train, Selection::All, Order::Shuffled, 8)
-            .unwrap();
+        let other =
+            Sampler::new(&rows(), Split::Train, Selection::All, Order::Shuffled, 8).unwrap();
         assert!((0..10).any(|e| other.epoch(e) != s.epoch(e)));
     }
 
@@ -344,7 +340,10 @@ mod tests {
         let e = Sampler::new(&rows(), Split::Train, sel(&[1, 7]), Order::Shuffled, 0)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("subset.csv") && e.contains("patch 7") && e.contains("black"), "{e}");
+        assert!(
+            e.contains("subset.csv") && e.contains("patch 7") && e.contains("black"),
+            "{e}"
+        );
         let e = Sampler::new(&rows(), Split::Train, sel(&[11]), Order::Shuffled, 0)
             .unwrap_err()
             .to_string();

@@ -22,8 +22,14 @@ fn settings(workers: usize, batch_size: usize) -> LoaderSettings {
 }
 
 fn train_loader(store: &Arc<Store>, workers: usize, batch_size: usize) -> Loader {
-    let sampler = Sampler::new(&store.rows, Split::Train, Selection::All, Order::Shuffled, 5)
-        .unwrap();
+    let sampler = Sampler::new(
+        &store.rows,
+        Split::Train,
+        Selection::All,
+        Order::Shuffled,
+        5,
+    )
+    .unwrap();
     Loader::new(store.clone(), sampler, settings(workers, batch_size)).unwrap()
 }
 
@@ -125,7 +131,10 @@ fn black_patches_never_appear_and_labels_match_rows() {
         e.sort();
         assert_eq!(e, usable);
     }
-    assert!(store.rows.iter().any(|r| r.split == Split::Train && r.black));
+    assert!(store
+        .rows
+        .iter()
+        .any(|r| r.split == Split::Train && r.black));
 }
 
 #[test]
@@ -155,8 +164,14 @@ fn eval_mode_is_index_order_without_augmentation() {
 #[test]
 fn drop_last_drops_only_the_short_batch() {
     let store = common::small_store();
-    let sampler =
-        Sampler::new(&store.rows, Split::Train, Selection::All, Order::Shuffled, 5).unwrap();
+    let sampler = Sampler::new(
+        &store.rows,
+        Split::Train,
+        Selection::All,
+        Order::Shuffled,
+        5,
+    )
+    .unwrap();
     let mut s = settings(2, 5);
     s.drop_last = true;
     let loader = Loader::new(store.clone(), sampler, s).unwrap();
@@ -272,10 +287,20 @@ fn weighted_sampling_draws_rare_patches_more_often() {
     let draws = 200.0 * epochs as f64;
     let expect = |k: u64| draws * weight[&k] / total;
     let got = |k: u64| counts.get(&k).copied().unwrap_or(0.0);
-    assert!(got(heavy) > 2.0 * got(light), "{} vs {}", got(heavy), got(light));
+    assert!(
+        got(heavy) > 2.0 * got(light),
+        "{} vs {}",
+        got(heavy),
+        got(light)
+    );
     for k in [heavy, light] {
         let sd = expect(k).sqrt();
-        assert!((got(k) - expect(k)).abs() < 5.0 * sd + 1.0, "{k}: {} vs {}", got(k), expect(k));
+        assert!(
+            (got(k) - expect(k)).abs() < 5.0 * sd + 1.0,
+            "{k}: {} vs {}",
+            got(k),
+            expect(k)
+        );
     }
 }
 
@@ -326,10 +351,9 @@ fn dropping_an_epoch_early_stops_its_workers() {
 
 #[test]
 fn settings_are_strict() {
-    let s: LoaderSettings = serde_json::from_str(
-        r#"{"batch_size": 8, "augment": {"rotation_deg": 90.0, "hue": 0.0}}"#,
-    )
-    .unwrap();
+    let s: LoaderSettings =
+        serde_json::from_str(r#"{"batch_size": 8, "augment": {"rotation_deg": 90.0, "hue": 0.0}}"#)
+            .unwrap();
     assert_eq!(s.batch_size, 8);
     assert_eq!(s.workers, 2);
     assert_eq!(s.augment.rotation_deg, 90.0);

@@ -21,7 +21,11 @@ pub struct Throughput {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 fn sync(device: Device) {
@@ -33,14 +37,23 @@ fn sync(device: Device) {
 /// Training steps of `kind` on `[batch, 3, size, size]` random inputs with random multi-hot
 /// targets, focal loss and Adam (lr 1e-3, weight decay 1e-5): `warmup` steps, then the median
 /// of `steps` timed steps.
-pub fn train_steps(kind: ModelKind, size: i64, batch: i64, steps: usize, warmup: usize, device: Device) -> Throughput {
+pub fn train_steps(
+    kind: ModelKind,
+    size: i64,
+    batch: i64,
+    steps: usize,
+    warmup: usize,
+    device: Device,
+) -> Throughput {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let model = Classifier::new(&vs.root(), kind, 4);
     let loss = Loss::new(&LossSettings::default(), &[100, 100, 100, 20], 1000, device);
     let mut opt = Adam::new(&vs, 1e-3, 1e-5, false);
     let x = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
-    let y = Tensor::rand([batch, 4], (Kind::Float, device)).gt(0.7).to_kind(Kind::Float);
+    let y = Tensor::rand([batch, 4], (Kind::Float, device))
+        .gt(0.7)
+        .to_kind(Kind::Float);
     let mut times = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         sync(device);
@@ -55,11 +68,22 @@ pub fn train_steps(kind: ModelKind, size: i64, batch: i64, steps: usize, warmup:
         }
     }
     let m = median(times);
-    Throughput { median_step_s: m, samples_per_s: batch as f64 / m, steps }
+    Throughput {
+        median_step_s: m,
+        samples_per_s: batch as f64 / m,
+        steps,
+    }
 }
 
 /// Forward passes (evaluation mode, no gradients) on `[batch, 3, size, size]` inputs.
-pub fn infer_steps(kind: ModelKind, size: i64, batch: i64, steps: usize, warmup: usize, device: Device) -> Throughput {
+pub fn infer_steps(
+    kind: ModelKind,
+    size: i64,
+    batch: i64,
+    steps: usize,
+    warmup: usize,
+    device: Device,
+) -> Throughput {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let model = Classifier::new(&vs.root(), kind, 4);
@@ -77,5 +101,9 @@ pub fn infer_steps(kind: ModelKind, size: i64, batch: i64, steps: usize, warmup:
         }
     });
     let m = median(times);
-    Throughput { median_step_s: m, samples_per_s: batch as f64 / m, steps }
+    Throughput {
+        median_step_s: m,
+        samples_per_s: batch as f64 / m,
+        steps,
+    }
 }

@@ -3,7 +3,12 @@
 //! with savable state, and throughput benchmarks.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod device;
+pub mod eval;
 pub mod loss;
 pub mod models;
 pub mod optim;
+pub mod pretrained;
+pub mod settings;
+pub mod train;

@@ -68,9 +68,16 @@ impl Default for LossSettings {
 /// without positives get weight 0 before normalisation and are left out of the mean... they
 /// get the mean weight 1 so they still learn "absent").
 pub fn inverse_frequency(counts: &[u64; 4]) -> [f64; 4] {
-    let inv: Vec<f64> = counts.iter().map(|&c| if c > 0 { 1.0 / c as f64 } else { 0.0 }).collect();
+    let inv: Vec<f64> = counts
+        .iter()
+        .map(|&c| if c > 0 { 1.0 / c as f64 } else { 0.0 })
+        .collect();
     let present: Vec<f64> = inv.iter().copied().filter(|&v| v > 0.0).collect();
-    let mean = if present.is_empty() { 1.0 } else { present.iter().sum::<f64>() / present.len() as f64 };
+    let mean = if present.is_empty() {
+        1.0
+    } else {
+        present.iter().sum::<f64>() / present.len() as f64
+    };
     let mut w = [1.0; 4];
     for i in 0..4 {
         if inv[i] > 0.0 {
@@ -96,7 +103,9 @@ impl Loss {
     /// `positives[c]`: positive labels of class c in the training set of `total` samples.
     pub fn new(settings: &LossSettings, positives: &[u64; 4], total: u64, device: Device) -> Loss {
         let w = inverse_frequency(positives);
-        let t = |v: &[f64]| Tensor::from_slice(&v.iter().map(|&x| x as f32).collect::<Vec<_>>()).to_device(device);
+        let t = |v: &[f64]| {
+            Tensor::from_slice(&v.iter().map(|&x| x as f32).collect::<Vec<_>>()).to_device(device)
+        };
         let (class_mult, alpha) = match settings.class_weighting {
             ClassWeighting::None => (None, settings.alpha.map(|a| t(&[a; 4]))),
             ClassWeighting::Multiply => (Some(t(&w)), settings.alpha.map(|a| t(&[a; 4]))),
@@ -106,14 +115,30 @@ impl Loss {
             }
         };
         let pos_weight = settings.pos_weight.then(|| {
-            t(&positives.map(|p| if p > 0 { (total.saturating_sub(p)) as f64 / p as f64 } else { 1.0 }))
+            t(&positives.map(|p| {
+                if p > 0 {
+                    (total.saturating_sub(p)) as f64 / p as f64
+                } else {
+                    1.0
+                }
+            }))
         });
-        Loss { settings: settings.clone(), class_mult, alpha, pos_weight }
+        Loss {
+            settings: settings.clone(),
+            class_mult,
+            alpha,
+            pos_weight,
+        }
     }
 
     /// Mean loss over `[B, 4]` logits and 0/1 targets.
     pub fn forward(&self, logits: &Tensor, targets: &Tensor) -> Tensor {
-        let ce = logits.binary_cross_entropy_with_logits::<Tensor>(targets, None, self.pos_weight.as_ref().map(|t| t.shallow_clone()), Reduction::None);
+        let ce = logits.binary_cross_entropy_with_logits::<Tensor>(
+            targets,
+            None,
+            self.pos_weight.as_ref().map(|t| t.shallow_clone()),
+            Reduction::None,
+        );
         let mut loss = match self.settings.kind {
             LossKind::Bce => ce,
             LossKind::Focal => {
@@ -124,7 +149,9 @@ impl Loss {
             }
         };
         if let Some(a) = &self.alpha {
-            if self.settings.kind == LossKind::Focal || self.settings.class_weighting == ClassWeighting::FocalAlpha {
+            if self.settings.kind == LossKind::Focal
+                || self.settings.class_weighting == ClassWeighting::FocalAlpha
+            {
                 let alpha_t = a * targets + (1.0 - a) * (1.0 - targets);
                 loss = alpha_t * loss;
             }
@@ -145,7 +172,8 @@ mod tests {
     }
 
     fn fixed() -> (Tensor, Tensor) {
-        let logits = Tensor::from_slice(&[2.0f32, -1.0, 0.5, -3.0, -0.5, 1.5, -2.0, 0.0]).view([2, 4]);
+        let logits =
+            Tensor::from_slice(&[2.0f32, -1.0, 0.5, -3.0, -0.5, 1.5, -2.0, 0.0]).view([2, 4]);
         let targets = Tensor::from_slice(&[1.0f32, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0]).view([2, 4]);
         (logits, targets)
     }
@@ -159,10 +187,29 @@ mod tests {
         // sigmoid_focal_loss(x, y, alpha=0.25, gamma=2, reduction="mean")  -> 0.11369769
         // (torch 2.13.0, torchvision 0.28.0)
         let (x, y) = fixed();
-        let s = LossSettings { class_weighting: ClassWeighting::None, ..Default::default() };
-        close(Loss::new(&s, &[1; 4], 2, Device::Cpu).forward(&x, &y).double_value(&[]), 0.38846034, 1e-6);
-        let s = LossSettings { alpha: Some(0.25), class_weighting: ClassWeighting::None, ..Default::default() };
-        close(Loss::new(&s, &[1; 4], 2, Device::Cpu).forward(&x, &y).double_value(&[]), 0.11369769, 1e-6);
+        let s = LossSettings {
+            class_weighting: ClassWeighting::None,
+            ..Default::default()
+        };
+        close(
+            Loss::new(&s, &[1; 4], 2, Device::Cpu)
+                .forward(&x, &y)
+                .double_value(&[]),
+            0.38846034,
+            1e-6,
+        );
+        let s = LossSettings {
+            alpha: Some(0.25),
+            class_weighting: ClassWeighting::None,
+            ..Default::default()
+        };
+        close(
+            Loss::new(&s, &[1; 4], 2, Device::Cpu)
+                .forward(&x, &y)
+                .double_value(&[]),
+            0.11369769,
+            1e-6,
+        );
     }
 
     #[test]
@@ -172,11 +219,30 @@ mod tests {
         // F.binary_cross_entropy_with_logits(x, y, pos_weight=torch.tensor([1., 3., .5, 2.]))
         //                                                                             -> 1.08409929
         let (x, y) = fixed();
-        let s = LossSettings { kind: LossKind::Bce, class_weighting: ClassWeighting::None, ..Default::default() };
-        close(Loss::new(&s, &[1; 4], 2, Device::Cpu).forward(&x, &y).double_value(&[]), 0.68230242, 1e-6);
+        let s = LossSettings {
+            kind: LossKind::Bce,
+            class_weighting: ClassWeighting::None,
+            ..Default::default()
+        };
+        close(
+            Loss::new(&s, &[1; 4], 2, Device::Cpu)
+                .forward(&x, &y)
+                .double_value(&[]),
+            0.68230242,
+            1e-6,
+        );
         // pos_weight = negatives / positives: 12 samples with 6, 3, 8, 4 positives.
-        let s = LossSettings { pos_weight: true, ..s };
-        close(Loss::new(&s, &[6, 3, 8, 4], 12, Device::Cpu).forward(&x, &y).double_value(&[]), 1.08409929, 1e-6);
+        let s = LossSettings {
+            pos_weight: true,
+            ..s
+        };
+        close(
+            Loss::new(&s, &[6, 3, 8, 4], 12, Device::Cpu)
+                .forward(&x, &y)
+                .double_value(&[]),
+            1.08409929,
+            1e-6,
+        );
     }
 
     #[test]
@@ -190,16 +256,24 @@ mod tests {
         let grad_of = |s: &LossSettings| {
             let x = Tensor::zeros([1, 4], (Kind::Float, Device::Cpu)).set_requires_grad(true);
             let y = Tensor::ones([1, 4], (Kind::Float, Device::Cpu));
-            Loss::new(s, &counts, 2000, Device::Cpu).forward(&x, &y).backward();
+            Loss::new(s, &counts, 2000, Device::Cpu)
+                .forward(&x, &y)
+                .backward();
             Vec::<f32>::try_from(x.grad().view([-1])).unwrap()
         };
         let g = grad_of(&LossSettings::default());
         assert!(g[3].abs() > 10.0 * g[0].abs(), "{g:?}");
         // The literal reading (alpha summing to 1) weighs positives of common classes below
         // their negatives: alpha_MA < 0.5.
-        let lit = LossSettings { class_weighting: ClassWeighting::FocalAlpha, ..Default::default() };
+        let lit = LossSettings {
+            class_weighting: ClassWeighting::FocalAlpha,
+            ..Default::default()
+        };
         let l = Loss::new(&lit, &counts, 2000, Device::Cpu);
         let a = Vec::<f32>::try_from(l.alpha.as_ref().unwrap()).unwrap();
-        assert!(a[0] < 0.01 && (a.iter().sum::<f32>() - 1.0).abs() < 1e-6, "{a:?}");
+        assert!(
+            a[0] < 0.01 && (a.iter().sum::<f32>() - 1.0).abs() < 1e-6,
+            "{a:?}"
+        );
     }
 }

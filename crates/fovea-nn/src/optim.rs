@@ -25,12 +25,26 @@ pub struct Adam {
 impl Adam {
     /// Adam over every trainable variable of `vs`, in name order.
     pub fn new(vs: &nn::VarStore, lr: f64, weight_decay: f64, decoupled: bool) -> Adam {
-        let mut params: Vec<(String, Tensor)> =
-            vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let mut params: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
         let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, decoupled, step: 0, params, m, v }
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+            decoupled,
+            step: 0,
+            params,
+            m,
+            v,
+        }
     }
 
     /// Clears the gradients.
@@ -56,7 +70,11 @@ impl Adam {
                 if !g.defined() {
                     continue;
                 }
-                let g = if self.weight_decay != 0.0 && !self.decoupled { &g + &*p * self.weight_decay } else { g };
+                let g = if self.weight_decay != 0.0 && !self.decoupled {
+                    &g + &*p * self.weight_decay
+                } else {
+                    g
+                };
                 if self.weight_decay != 0.0 && self.decoupled {
                     let _ = p.g_mul_scalar_(1.0 - self.lr * self.weight_decay);
                 }
@@ -79,13 +97,23 @@ impl Adam {
     }
 
     /// Restores moments saved by [`Adam::state`]; every one must be present with its shape.
-    pub fn load_state(&mut self, named: &std::collections::HashMap<String, Tensor>, step: i64) -> Result<(), String> {
+    pub fn load_state(
+        &mut self,
+        named: &std::collections::HashMap<String, Tensor>,
+        step: i64,
+    ) -> Result<(), String> {
         for (i, (name, p)) in self.params.iter().enumerate() {
             for (prefix, dst) in [("m", &mut self.m[i]), ("v", &mut self.v[i])] {
                 let key = format!("{prefix}.{name}");
-                let src = named.get(&key).ok_or_else(|| format!("optimizer state lacks '{key}'"))?;
+                let src = named
+                    .get(&key)
+                    .ok_or_else(|| format!("optimizer state lacks '{key}'"))?;
                 if src.size() != p.size() {
-                    return Err(format!("optimizer state '{key}' has shape {:?}, expected {:?}", src.size(), p.size()));
+                    return Err(format!(
+                        "optimizer state '{key}' has shape {:?}, expected {:?}",
+                        src.size(),
+                        p.size()
+                    ));
                 }
                 tch::no_grad(|| dst.copy_(src));
             }
@@ -109,7 +137,9 @@ mod tests {
         //     opt.zero_grad(); (p ** 2 * torch.tensor([1., 2., 3.])).sum().backward(); opt.step()
         // p.tolist() -> [0.7015862464904785, -1.7006233930587769, 2.7003815174102783]
         let vs = nn::VarStore::new(Device::Cpu);
-        let p = vs.root().var_copy("p", &Tensor::from_slice(&[1.0f32, -2.0, 3.0]));
+        let p = vs
+            .root()
+            .var_copy("p", &Tensor::from_slice(&[1.0f32, -2.0, 3.0]));
         let mut opt = Adam::new(&vs, 0.1, 0.01, false);
         let c = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
         for _ in 0..3 {

@@ -3,15 +3,22 @@
 //! can be loaded before handing these commands over, so users see a clear message rather
 //! than a loader error. Run through `fovea`, e.g. `fovea bench train`.
 
+mod train_cmd;
+
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use fovea_nn::device::{DeviceChoice, set_threads};
+use fovea_nn::device::{set_threads, DeviceChoice};
 use fovea_nn::models::ModelKind;
 
 #[derive(Parser)]
-#[command(name = "fovea", version, about = "Fovea's deep-learning commands (libtorch)")]
+#[command(
+    name = "fovea",
+    bin_name = "fovea",
+    version,
+    about = "Fovea's deep-learning commands (libtorch)"
+)]
 struct Cli {
     /// CPU threads for libtorch (default: libtorch's choice, all cores).
     #[arg(long, global = true, value_name = "N")]
@@ -22,6 +29,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a lesion classifier on a patch store.
+    Train(train_cmd::TrainArgs),
+    /// Evaluate a run's best model on a split of a patch store.
+    Eval(train_cmd::EvalArgs),
     /// Model throughput benchmarks.
     #[command(subcommand)]
     Bench(Bench),
@@ -60,13 +71,17 @@ fn bench(b: Bench) -> Result<()> {
         Bench::Train(a) => (true, a),
         Bench::Infer(a) => (false, a),
     };
-    let kind = ModelKind::parse(&a.model).with_context(|| format!("--model '{}' is not resnet18 or cnn", a.model))?;
+    let kind = ModelKind::parse(&a.model)
+        .with_context(|| format!("--model '{}' is not resnet18 or cnn", a.model))?;
     let device = DeviceChoice::parse(&a.device)
         .with_context(|| format!("--device '{}' is not cpu, cuda or auto", a.device))?
         .resolve()
         .map_err(anyhow::Error::msg)?;
     let batch = a.batch_size.unwrap_or(if train { 32 } else { 64 });
-    anyhow::ensure!(batch > 0 && a.size >= 32 && a.steps > 0, "--batch-size, --size (>= 32) and --steps must be positive");
+    anyhow::ensure!(
+        batch > 0 && a.size >= 32 && a.steps > 0,
+        "--batch-size, --size (>= 32) and --steps must be positive"
+    );
     let t = if train {
         fovea_nn::bench::train_steps(kind, a.size, batch, a.steps, 3, device)
     } else {
@@ -93,11 +108,17 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Bench(b) => bench(b),
+        Command::Train(a) => train_cmd::train(a, cli.threads),
+        Command::Eval(a) => train_cmd::eval(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            let msg = e
+                .chain()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(": ");
             eprintln!("error: {}", msg.replace('\n', " "));
             ExitCode::FAILURE
         }

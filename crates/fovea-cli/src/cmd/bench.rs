@@ -15,6 +15,12 @@ pub enum Bench {
     /// Patch extraction against decoding alone: (a) time to only decode every photograph
     /// and mask, (b) time of the full extraction, (c) their ratio, and peak memory.
     Extract(ExtractArgs),
+    /// Training steps of a model on random data, samples/s (`fovea bench train --help`).
+    #[command(disable_help_flag = true)]
+    Train(crate::Passthrough),
+    /// Forward passes of a model on random data, samples/s (`fovea bench infer --help`).
+    #[command(disable_help_flag = true)]
+    Infer(crate::Passthrough),
 }
 
 #[derive(clap::Args)]
@@ -44,9 +50,23 @@ fn peak_rss_mib() -> f64 {
     ru.ru_maxrss as f64 / 1024.0
 }
 
-pub fn run(b: Bench) -> Result<()> {
+/// CPU time (user + system, all threads) of this process so far, in seconds: less
+/// sensitive than wall time to other processes sharing the cores.
+fn cpu_s() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+pub fn run(b: Bench, threads: Option<usize>) -> Result<()> {
     match b {
         Bench::Extract(a) => bench_extract(a),
+        Bench::Train(p) => p.hand_over(threads, &["bench", "train"]),
+        Bench::Infer(p) => p.hand_over(threads, &["bench", "infer"]),
     }
 }
 
@@ -72,6 +92,7 @@ fn bench_extract(a: ExtractArgs) -> Result<()> {
     );
 
     // (a) Decoding only, in the same batches and thread pool as the extraction.
+    let cpu0 = cpu_s();
     let t = Instant::now();
     let mut pixels = 0u64;
     for chunk in records.chunks(2 * threads) {
@@ -86,6 +107,7 @@ fn bench_extract(a: ExtractArgs) -> Result<()> {
         pixels += n?.iter().sum::<u64>();
     }
     let decode_s = t.elapsed().as_secs_f64();
+    let decode_cpu_s = cpu_s() - cpu0;
     let decode_rss = peak_rss_mib();
     println!(
         "decode_s {decode_s:.3}  ({:.0} MB decoded, peak RSS {decode_rss:.0} MiB)",
@@ -95,6 +117,7 @@ fn bench_extract(a: ExtractArgs) -> Result<()> {
     // (b) Full extraction.
     let tmp = tempfile::tempdir_in(std::env::temp_dir()).context("creating a temporary folder")?;
     let out = a.out.clone().unwrap_or_else(|| tmp.path().join("store"));
+    let cpu0 = cpu_s();
     let t = Instant::now();
     let outcome = extract(
         &dataset,
@@ -105,11 +128,18 @@ fn bench_extract(a: ExtractArgs) -> Result<()> {
         &AtomicBool::new(false),
     )?;
     let extract_s = t.elapsed().as_secs_f64();
+    let extract_cpu_s = cpu_s() - cpu0;
     println!(
         "extract_s {extract_s:.3}  ({} patches, {} black)",
         outcome.stats.all.patches, outcome.stats.all.black
     );
     println!("peak_rss_mib {:.0}", peak_rss_mib());
+    println!("decode_cpu_s {decode_cpu_s:.3}");
+    println!("extract_cpu_s {extract_cpu_s:.3}");
+    println!(
+        "cpu_ratio_extract_to_decode {:.3}",
+        extract_cpu_s / decode_cpu_s
+    );
     println!("ratio_extract_to_decode {:.3}", extract_s / decode_s);
     Ok(())
 }

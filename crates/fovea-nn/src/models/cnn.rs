@@ -21,15 +21,25 @@ impl ShallowCnn {
             .iter()
             .enumerate()
             .map(|(i, &(c_in, c_out))| {
-                let cfg = nn::ConvConfig { padding: 1, bias: false, ..Default::default() };
-                let bn = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), ..Default::default() };
+                let cfg = nn::ConvConfig {
+                    padding: 1,
+                    bias: false,
+                    ..Default::default()
+                };
+                let bn = nn::BatchNormConfig {
+                    ws_init: nn::Init::Const(1.0),
+                    ..Default::default()
+                };
                 (
                     nn::conv2d(vs / format!("conv{i}"), c_in, c_out, 3, cfg),
                     nn::batch_norm2d(vs / format!("bn{i}"), c_out, bn),
                 )
             })
             .collect();
-        ShallowCnn { blocks, fc: nn::linear(vs / "fc", CNN_FEATURES, num_classes, Default::default()) }
+        ShallowCnn {
+            blocks,
+            fc: nn::linear(vs / "fc", CNN_FEATURES, num_classes, Default::default()),
+        }
     }
 
     /// Pooled features: `[B, 3, H, W]` -> `[B, 128]`.
@@ -38,7 +48,9 @@ impl ShallowCnn {
         for (c, b) in &self.blocks {
             ys = ys.apply(c).apply_t(b, train).relu().max_pool2d_default(2);
         }
-        ys.adaptive_avg_pool2d([1, 1]).flatten(1, -1).dropout(0.2, train)
+        ys.adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .dropout(0.2, train)
     }
 }
 

@@ -27,7 +27,10 @@ fn conv(vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) 
 
 fn bn(vs: nn::Path, c: i64) -> nn::BatchNorm {
     // torchvision: weight 1, bias 0.
-    let cfg = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), ..Default::default() };
+    let cfg = nn::BatchNormConfig {
+        ws_init: nn::Init::Const(1.0),
+        ..Default::default()
+    };
     nn::batch_norm2d(vs, c, cfg)
 }
 
@@ -43,8 +46,12 @@ struct BasicBlock {
 
 impl BasicBlock {
     fn new(vs: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> Self {
-        let downsample = (stride != 1 || c_in != c_out)
-            .then(|| (conv(vs / "downsample" / "0", c_in, c_out, 1, stride, 0), bn(vs / "downsample" / "1", c_out)));
+        let downsample = (stride != 1 || c_in != c_out).then(|| {
+            (
+                conv(vs / "downsample" / "0", c_in, c_out, 1, stride, 0),
+                bn(vs / "downsample" / "1", c_out),
+            )
+        });
         BasicBlock {
             conv1: conv(vs / "conv1", c_in, c_out, 3, stride, 1),
             bn1: bn(vs / "bn1", c_out),
@@ -85,14 +92,22 @@ impl ResNet18 {
             .enumerate()
             .map(|(i, &(c_in, c_out, stride))| {
                 let lp = vs / format!("layer{}", i + 1);
-                vec![BasicBlock::new(&(&lp / "0"), c_in, c_out, stride), BasicBlock::new(&(&lp / "1"), c_out, c_out, 1)]
+                vec![
+                    BasicBlock::new(&(&lp / "0"), c_in, c_out, stride),
+                    BasicBlock::new(&(&lp / "1"), c_out, c_out, 1),
+                ]
             })
             .collect();
         ResNet18 {
             conv1: conv(vs / "conv1", 3, 64, 7, 2, 3),
             bn1: bn(vs / "bn1", 64),
             layers,
-            fc: nn::linear(vs / "fc", RESNET18_FEATURES, num_classes, Default::default()),
+            fc: nn::linear(
+                vs / "fc",
+                RESNET18_FEATURES,
+                num_classes,
+                Default::default(),
+            ),
         }
     }
 
@@ -113,7 +128,9 @@ impl ResNet18 {
 
     /// Pooled features: `[B, 3, H, W]` -> `[B, 512]`.
     pub fn features(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.feature_map(xs, train).adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+        self.feature_map(xs, train)
+            .adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
     }
 }
 

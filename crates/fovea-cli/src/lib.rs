@@ -1,0 +1,3 @@
+//! Library part of the `fovea` binary: what other crates' tests reuse.
+
+pub mod torch;

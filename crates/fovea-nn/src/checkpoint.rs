@@ -1,0 +1,204 @@
+//! Run folders: the best model (`RUN/model/`), per-epoch checkpoints for `--resume`
+//! (`RUN/checkpoints/epoch-NNNN/`), all written into a temporary folder and renamed, so a
+//! half-written model or checkpoint is never taken for a whole one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+use crate::models::ModelKind;
+
+/// `RUN/model/model.toml`: what `eval` and `predict` need to rebuild the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    pub model: ModelKind,
+    /// Patch side the model was trained on.
+    pub patch_size: usize,
+    pub num_classes: usize,
+    /// Input normalisation (ImageNet's).
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// The epoch (1-based) this model comes from, and its validation macro F1 at 0.5.
+    pub epoch: usize,
+    pub val_macro_f1: f64,
+}
+
+/// `state.json` of a checkpoint: where training stands after a completed epoch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Completed epochs.
+    pub epochs_done: usize,
+    pub best_macro_f1: f64,
+    pub best_epoch: usize,
+    pub epochs_without_improvement: usize,
+    pub optimizer_step: i64,
+    /// `metrics.csv` lines so far (without the header).
+    pub metrics_lines: Vec<String>,
+    /// Seconds spent training so far.
+    pub seconds: f64,
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> String {
+    format!("{}: {e}", path.display())
+}
+
+/// Writes a folder atomically: `fill` writes into `DIR.partial`, which is then renamed.
+pub fn write_dir_atomic(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), String> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.with_file_name(format!(".{name}.partial"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let old = dir.with_file_name(format!(".{name}.old"));
+    let _ = std::fs::remove_dir_all(&old);
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(|e| io(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// Writes text to a file atomically (temporary file, then rename).
+pub fn write_file_atomic(path: &Path, text: &str) -> Result<(), String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+}
+
+/// Saves the variables of `vs` as safetensors.
+pub fn save_vars(vs: &nn::VarStore, path: &Path) -> Result<(), String> {
+    vs.save(path).map_err(|e| io(path, e))
+}
+
+/// Loads every variable of `vs` from `path`, checking names and shapes; a missing or
+/// mis-shaped tensor is an error naming it and the file.
+pub fn load_vars(vs: &mut nn::VarStore, path: &Path) -> Result<(), String> {
+    let named: HashMap<String, Tensor> = read_tensors(path)?;
+    let mut vars = vs.variables();
+    let mut names: Vec<String> = vars.keys().cloned().collect();
+    names.sort();
+    for name in names {
+        let dst = vars.get_mut(&name).expect("listed above");
+        let src = named
+            .get(&name)
+            .ok_or_else(|| format!("{}: tensor '{name}' is missing", path.display()))?;
+        if src.size() != dst.size() {
+            return Err(format!(
+                "{}: tensor '{name}' has shape {:?}, the model needs {:?}",
+                path.display(),
+                src.size(),
+                dst.size()
+            ));
+        }
+        tch::no_grad(|| dst.copy_(&src.to_kind(dst.kind()).to_device(dst.device())));
+    }
+    Ok(())
+}
+
+/// Reads named tensors from `.safetensors`, or a torch pickle (`.pth`, `.pt`, `.bin`).
+pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>, String> {
+    if !path.is_file() {
+        return Err(format!("{}: no such file", path.display()));
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let list = match ext {
+        "safetensors" => Tensor::read_safetensors(path),
+        "pth" | "pt" | "bin" => Tensor::loadz_multi(path),
+        _ => {
+            return Err(format!(
+                "{}: expected a .safetensors, .pth or .pt file",
+                path.display()
+            ))
+        }
+    };
+    // libtorch may throw on a malformed file: catch that too, as an error.
+    let list = list.map_err(|e| {
+        format!(
+            "{}: cannot read tensors: {}",
+            path.display(),
+            first_line(&e.to_string())
+        )
+    })?;
+    Ok(list.into_iter().collect())
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+/// The folder of the checkpoint after epoch `epoch` (1-based).
+pub fn checkpoint_dir(run: &Path, epoch: usize) -> PathBuf {
+    run.join("checkpoints").join(format!("epoch-{epoch:04}"))
+}
+
+/// The newest whole checkpoint of a run (a folder with its `state.json`), if any.
+pub fn latest_checkpoint(run: &Path) -> Option<(usize, PathBuf)> {
+    let dir = run.join("checkpoints");
+    let mut best: Option<(usize, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(n) = name
+            .strip_prefix("epoch-")
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if entry.path().join("state.json").is_file() && best.as_ref().is_none_or(|(b, _)| n > *b) {
+            best = Some((n, entry.path()));
+        }
+    }
+    best
+}
+
+/// Removes checkpoints older than the newest `keep`.
+pub fn prune_checkpoints(run: &Path, keep: usize) {
+    let dir = run.join("checkpoints");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut epochs: Vec<usize> = rd
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("epoch-")
+                .and_then(|n| n.parse().ok())
+        })
+        .collect();
+    epochs.sort_unstable();
+    let n = epochs.len();
+    for &e in epochs.iter().take(n.saturating_sub(keep.max(1))) {
+        let _ = std::fs::remove_dir_all(checkpoint_dir(run, e));
+    }
+}
+
+/// Reads `state.json`.
+pub fn read_state(dir: &Path) -> Result<TrainState, String> {
+    let p = dir.join("state.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
+    serde_json::from_str(&text).map_err(|e| io(&p, e))
+}
+
+/// Reads `model.toml` of a model folder.
+pub fn read_model_info(model_dir: &Path) -> Result<ModelInfo, String> {
+    let p = model_dir.join("model.toml");
+    let text = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
+    toml::from_str(&text).map_err(|e| io(&p, e))
+}

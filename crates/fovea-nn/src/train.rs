@@ -1,0 +1,449 @@
+//! The training loop: epochs of seeded, augmented batches; validation after each epoch;
+//! the best model by validation macro F1 (at 0.5) kept in `RUN/model/` with per-class
+//! thresholds tuned on validation; a checkpoint per epoch that `--resume` continues from,
+//! to the same result as an uninterrupted run; early stopping; NaN detection.
+//!
+//! Files (CONTRACTS 3): `config.toml`, `metrics.csv`, `thresholds.json`, `model/`,
+//! `checkpoints/`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use fovea_data::Split;
+use fovea_loader::{Loader, LoaderSettings, Order, Sampler, Selection};
+use fovea_metrics::{
+    multilabel_metrics, tune_thresholds, MetricsCsvRow, MultiLabelMetrics, ThresholdsFile,
+    METRICS_CSV_HEADER,
+};
+use fovea_store::balance::{report_policy, weighted_policy};
+use fovea_store::Store;
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+use crate::checkpoint::{
+    checkpoint_dir, latest_checkpoint, load_vars, prune_checkpoints, read_state, read_tensors,
+    save_vars, write_dir_atomic, write_file_atomic, ModelInfo, TrainState,
+};
+use crate::loss::Loss;
+use crate::models::Classifier;
+use crate::optim::Adam;
+use crate::pretrained::load_pretrained;
+use crate::settings::{Balance, TrainSettings};
+
+/// ImageNet normalisation (the loader applies it; recorded with the model).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// What an epoch produced, for the console.
+#[derive(Clone, Debug)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub train_loss: f64,
+    pub train: MultiLabelMetrics,
+    pub val_loss: f64,
+    pub val: MultiLabelMetrics,
+    pub improved: bool,
+    pub seconds: f64,
+    pub lr: f64,
+}
+
+/// Callbacks from the training loop (the CLI draws bars and prints lines).
+pub trait TrainObserver {
+    fn epoch_start(&self, _epoch: usize, _batches: usize, _samples: usize) {}
+    fn batch_done(&self, _samples: usize, _loss: f64) {}
+    fn epoch_end(&self, _report: &EpochReport) {}
+    fn message(&self, _text: &str) {}
+}
+
+/// An observer that shows nothing.
+pub struct Quiet;
+impl TrainObserver for Quiet {}
+
+/// Errors of training and evaluation, as one-line messages.
+pub type TrainResult<T> = Result<T, String>;
+
+fn derive_seed(seed: u64, a: u64, b: u64) -> i64 {
+    let mut z =
+        seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+/// The training pool of the settings: which patches, drawn how.
+fn training_sampler(store: &Store, s: &TrainSettings) -> TrainResult<Sampler> {
+    let rows = &store.rows;
+    let n = rows.len();
+    let selection = match (&s.data.subset, s.data.balance) {
+        (Some(p), Balance::Weighted) => {
+            Selection::weighted_file(p, n, (s.data.epoch_size > 0).then_some(s.data.epoch_size))
+                .map_err(|e| e.to_string())?
+        }
+        (Some(p), _) => Selection::subset_file(p, n).map_err(|e| e.to_string())?,
+        (None, Balance::None) => Selection::All,
+        (None, Balance::Report) => Selection::Subset {
+            subset: report_policy(
+                rows,
+                Split::Train,
+                s.data.healthy_ratio,
+                s.data.target_factor,
+                s.seed,
+            )
+            .map_err(|e| e.to_string())?,
+            origin: None,
+        },
+        (None, Balance::Weighted) => Selection::Weighted {
+            subset: weighted_policy(rows, Split::Train),
+            epoch_size: (s.data.epoch_size > 0).then_some(s.data.epoch_size),
+            origin: None,
+        },
+    };
+    Sampler::new(rows, Split::Train, selection, Order::Shuffled, s.seed).map_err(|e| e.to_string())
+}
+
+/// Sigmoid probabilities `[N][4]`, truth, and mean loss of `model` over the non-black
+/// patches of `split`, in index order.
+pub fn predict_split(
+    model: &Classifier,
+    store: &Arc<Store>,
+    split: Split,
+    batch_size: usize,
+    workers: usize,
+    device: Device,
+    loss: Option<&Loss>,
+) -> TrainResult<(Vec<u64>, Vec<[u8; 4]>, Vec<[f32; 4]>, f64)> {
+    let loader =
+        Loader::eval(store.clone(), split, batch_size, workers).map_err(|e| e.to_string())?;
+    let p = loader.patch_size() as i64;
+    let (mut ids, mut truth, mut probs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut loss_sum, mut n) = (0.0, 0usize);
+    tch::no_grad(|| -> TrainResult<()> {
+        for batch in loader.epoch(0, 0).map_err(|e| e.to_string())? {
+            let b = batch.map_err(|e| e.to_string())?;
+            let x = Tensor::from_slice(&b.images)
+                .view([b.size as i64, 3, p, p])
+                .to_device(device);
+            let y = Tensor::from_slice(&b.labels)
+                .view([b.size as i64, 4])
+                .to_device(device);
+            let logits = model.forward_t(&x, false);
+            if let Some(l) = loss {
+                loss_sum += l.forward(&logits, &y).double_value(&[]) * b.size as f64;
+            }
+            n += b.size;
+            let pr: Vec<f32> = Vec::try_from(logits.sigmoid().to_device(Device::Cpu).view([-1]))
+                .map_err(|e: tch::TchError| e.to_string())?;
+            for i in 0..b.size {
+                ids.push(b.patches[i]);
+                truth.push(std::array::from_fn(|c| b.labels[i * 4 + c] as u8));
+                probs.push(std::array::from_fn(|c| pr[i * 4 + c]));
+            }
+        }
+        Ok(())
+    })?;
+    Ok((
+        ids,
+        truth,
+        probs,
+        if n > 0 { loss_sum / n as f64 } else { f64::NAN },
+    ))
+}
+
+/// Trains per `settings` into the run folder `run`. With `resume`, continues from the
+/// newest checkpoint there. `cancel` is polled between batches.
+pub fn train(
+    settings: &TrainSettings,
+    run: &Path,
+    resume: bool,
+    observer: &dyn TrainObserver,
+    cancel: &AtomicBool,
+) -> TrainResult<TrainState> {
+    settings.validate()?;
+    let store_dir = settings
+        .store
+        .clone()
+        .ok_or("no patch store: give --store STORE")?;
+    let device = settings.device.resolve()?;
+    crate::device::set_threads(settings.threads);
+    let store = Arc::new(Store::open(&store_dir).map_err(|e| e.to_string())?);
+    let p = store.settings.patch_size as i64;
+
+    let start = if resume { latest_checkpoint(run) } else { None };
+    if !resume && run.join("config.toml").exists() {
+        return Err(format!(
+            "{} already holds a run: use --resume to continue it, or another --out",
+            run.display()
+        ));
+    }
+    if resume {
+        // The resolved settings of the run win over anything given again.
+        let saved = run.join("config.toml");
+        if saved.exists() {
+            let prev = TrainSettings::from_toml_file(&saved)?;
+            if prev.store.as_ref().map(|p| p.canonicalize().ok())
+                != settings.store.as_ref().map(|p| p.canonicalize().ok())
+                || prev.seed != settings.seed
+                || prev.model != settings.model
+            {
+                return Err(format!(
+                    "--resume: {} was trained with other settings (store, seed or model differ)",
+                    saved.display()
+                ));
+            }
+        }
+    }
+    std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
+    let mut resolved = settings.clone();
+    resolved.store = Some(store_dir.canonicalize().unwrap_or(store_dir.clone()));
+    write_file_atomic(&run.join("config.toml"), &resolved.to_toml())?;
+
+    // Model, initialised from the seed (and ImageNet weights when given).
+    tch::manual_seed(derive_seed(settings.seed, 1, 0));
+    let mut vs = nn::VarStore::new(device);
+    let model = Classifier::new(&vs.root(), settings.model, 4);
+    if let Some(w) = &settings.pretrained {
+        let n = load_pretrained(&mut vs, w)?;
+        observer.message(&format!("loaded {n} tensors from {}", w.display()));
+    }
+
+    // Data.
+    let sampler = training_sampler(&store, settings)?;
+    let mut positives = [0u64; 4];
+    for &id in sampler.pool() {
+        for (c, pos) in positives.iter_mut().enumerate() {
+            *pos += store.rows[id as usize].labels[c] as u64;
+        }
+    }
+    let pool = sampler.pool().len() as u64;
+    let loader_settings = LoaderSettings {
+        batch_size: settings.batch_size,
+        workers: settings.data.workers,
+        seed: settings.seed,
+        augment: settings.augment.clone(),
+        ..Default::default()
+    };
+    let loader = Loader::new(store.clone(), sampler, loader_settings).map_err(|e| e.to_string())?;
+    let loss = Loss::new(&settings.loss, &positives, pool, device);
+    let mut opt = Adam::new(
+        &vs,
+        settings.optim.lr,
+        settings.optim.weight_decay,
+        settings.optim.adamw,
+    );
+    observer.message(&format!(
+        "training pool: {pool} patches, positives [MA, HE, EX, SE] = {positives:?}; {} batches per epoch",
+        loader.batches_per_epoch()
+    ));
+
+    // Resume.
+    let mut state = TrainState {
+        best_macro_f1: -1.0,
+        ..Default::default()
+    };
+    if let Some((epoch, dir)) = &start {
+        load_vars(&mut vs, &dir.join("model.safetensors"))?;
+        let named = read_tensors(&dir.join("optimizer.safetensors"))?;
+        state = read_state(dir)?;
+        opt.load_state(&named, state.optimizer_step)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        observer.message(&format!(
+            "resuming after epoch {epoch} from {}",
+            dir.display()
+        ));
+    }
+
+    let epochs = settings.epochs;
+    for epoch in state.epochs_done..epochs {
+        if settings.patience > 0 && state.epochs_without_improvement >= settings.patience {
+            observer.message(&format!(
+                "early stopping: no better validation macro F1 for {} epochs",
+                settings.patience
+            ));
+            break;
+        }
+        let t0 = Instant::now();
+        let lr = settings.optim.lr_at(epoch, epochs);
+        opt.lr = lr;
+        tch::manual_seed(derive_seed(settings.seed, 2, epoch as u64));
+        observer.epoch_start(
+            epoch + 1,
+            loader.batches_per_epoch(),
+            loader.samples_per_epoch(),
+        );
+        let (mut truth, mut probs) = (Vec::new(), Vec::new());
+        let (mut loss_sum, mut n) = (0.0, 0usize);
+        for (k, batch) in loader
+            .epoch(epoch as u64, 0)
+            .map_err(|e| e.to_string())?
+            .enumerate()
+        {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(format!("interrupted during epoch {}; `--resume` continues after the last completed epoch", epoch + 1));
+            }
+            let b = batch.map_err(|e| e.to_string())?;
+            let x = Tensor::from_slice(&b.images)
+                .view([b.size as i64, 3, p, p])
+                .to_device(device);
+            let y = Tensor::from_slice(&b.labels)
+                .view([b.size as i64, 4])
+                .to_device(device);
+            opt.zero_grad();
+            let logits = model.forward_t(&x, true);
+            let l = loss.forward(&logits, &y);
+            let lv = l.double_value(&[]);
+            if !lv.is_finite() {
+                let last = latest_checkpoint(run)
+                    .map(|(_, d)| d.display().to_string())
+                    .unwrap_or_else(|| "none yet".into());
+                return Err(format!(
+                    "the loss became {lv} at epoch {} batch {}: training stopped (try a lower optim.lr); last good checkpoint: {last}",
+                    epoch + 1,
+                    k + 1
+                ));
+            }
+            l.backward();
+            opt.step();
+            loss_sum += lv * b.size as f64;
+            n += b.size;
+            let pr: Vec<f32> =
+                Vec::try_from(logits.detach().sigmoid().to_device(Device::Cpu).view([-1]))
+                    .map_err(|e: tch::TchError| e.to_string())?;
+            for i in 0..b.size {
+                truth.push(std::array::from_fn(|c| b.labels[i * 4 + c] as u8));
+                probs.push(std::array::from_fn(|c| pr[i * 4 + c]));
+            }
+            observer.batch_done(b.size, lv);
+        }
+        let train_loss = loss_sum / n.max(1) as f64;
+        let train_m = multilabel_metrics(&truth, &probs, [0.5; 4]).map_err(|e| e.to_string())?;
+        let (_, vtruth, vprobs, val_loss) = predict_split(
+            &model,
+            &store,
+            Split::Val,
+            settings.data.eval_batch_size,
+            settings.data.workers,
+            device,
+            Some(&loss),
+        )?;
+        let val_m = multilabel_metrics(&vtruth, &vprobs, [0.5; 4])
+            .map_err(|e| format!("validation split: {e}"))?;
+        let improved = val_m.macro_f1 > state.best_macro_f1;
+        if improved {
+            state.best_macro_f1 = val_m.macro_f1;
+            state.best_epoch = epoch + 1;
+            state.epochs_without_improvement = 0;
+            let thresholds = tune_thresholds(&vtruth, &vprobs).map_err(|e| e.to_string())?;
+            let info = ModelInfo {
+                model: settings.model,
+                patch_size: p as usize,
+                num_classes: 4,
+                mean: IMAGENET_MEAN,
+                std: IMAGENET_STD,
+                epoch: epoch + 1,
+                val_macro_f1: val_m.macro_f1,
+            };
+            write_dir_atomic(&run.join("model"), |d| {
+                save_vars(&vs, &d.join("model.safetensors"))?;
+                std::fs::write(
+                    d.join("model.toml"),
+                    toml::to_string_pretty(&info).unwrap_or_default(),
+                )
+                .map_err(|e| format!("{}: {e}", d.display()))?;
+                ThresholdsFile::from(thresholds)
+                    .write(&d.join("thresholds.json"))
+                    .map_err(|e| e.to_string())
+            })?;
+            let text = ThresholdsFile::from(thresholds)
+                .to_json_string()
+                .map_err(|e| e.to_string())?;
+            write_file_atomic(&run.join("thresholds.json"), &text)?;
+        } else {
+            state.epochs_without_improvement += 1;
+        }
+        state.epochs_done = epoch + 1;
+        state.optimizer_step = opt.step;
+        state.seconds += t0.elapsed().as_secs_f64();
+        for (split, l, m) in [("train", train_loss, &train_m), ("val", val_loss, &val_m)] {
+            state
+                .metrics_lines
+                .push(MetricsCsvRow::new(epoch + 1, split, l, m).to_csv_line());
+        }
+        let mut csv = String::from(METRICS_CSV_HEADER);
+        csv.push('\n');
+        for l in &state.metrics_lines {
+            csv += l;
+            csv.push('\n');
+        }
+        write_file_atomic(&run.join("metrics.csv"), &csv)?;
+        let st = state.clone();
+        write_dir_atomic(&checkpoint_dir(run, epoch + 1), |d| {
+            save_vars(&vs, &d.join("model.safetensors"))?;
+            let opt_state = opt.state();
+            let refs: Vec<(&str, &Tensor)> =
+                opt_state.iter().map(|(k, t)| (k.as_str(), t)).collect();
+            Tensor::write_safetensors(&refs, d.join("optimizer.safetensors"))
+                .map_err(|e| format!("{}: {e}", d.display()))?;
+            // Written last: its presence marks the checkpoint whole.
+            std::fs::write(
+                d.join("state.json"),
+                serde_json::to_string_pretty(&st).unwrap_or_default(),
+            )
+            .map_err(|e| format!("{}: {e}", d.display()))
+        })?;
+        prune_checkpoints(run, 2);
+        observer.epoch_end(&EpochReport {
+            epoch: epoch + 1,
+            epochs,
+            train_loss,
+            train: train_m,
+            val_loss,
+            val: val_m,
+            improved,
+            seconds: t0.elapsed().as_secs_f64(),
+            lr,
+        });
+    }
+    Ok(state)
+}
+
+/// The report's console lines for one split of an epoch.
+pub fn epoch_lines(
+    tag: &str,
+    epoch: usize,
+    epochs: usize,
+    loss: f64,
+    m: &MultiLabelMetrics,
+) -> String {
+    let mut s = format!(
+        "[{tag}] Epoch {epoch}/{epochs} | Loss: {loss:.4} | F1: {:.4} (micro {:.4}) | Hamming: {:.4} | Subset Acc: {:.4}\n",
+        m.macro_f1, m.micro_f1, m.hamming, m.subset_acc
+    );
+    for (i, name) in ["MA", "HE", "EX", "SE"].iter().enumerate() {
+        s += &format!(
+            "    {name}: F1 {:.3} | Precision {:.3} | Recall {:.3} | support {}\n",
+            m.f1[i], m.precision[i], m.recall[i], m.support[i]
+        );
+    }
+    s
+}
+
+/// Loads a run's best model (`RUN/model/`) onto `device`.
+pub fn load_run_model(
+    run: &Path,
+    device: Device,
+) -> TrainResult<(nn::VarStore, Classifier, ModelInfo, PathBuf)> {
+    let dir = run.join("model");
+    let info = crate::checkpoint::read_model_info(&dir)?;
+    let mut vs = nn::VarStore::new(device);
+    let model = Classifier::new(&vs.root(), info.model, info.num_classes as i64);
+    load_vars(&mut vs, &dir.join("model.safetensors"))?;
+    Ok((vs, model, info, dir))
+}
+
+/// Mean of a `Kind::Float` tensor as f64 (helper for tests).
+pub fn mean_of(t: &Tensor) -> f64 {
+    t.mean(Kind::Float).double_value(&[])
+}
