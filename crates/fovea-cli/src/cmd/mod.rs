@@ -2,6 +2,7 @@
 
 pub mod balance;
 pub mod bench;
+pub mod bench_pipeline;
 pub mod extract;
 pub mod stats;
 pub mod synth;

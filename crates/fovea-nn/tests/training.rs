@@ -1,0 +1,262 @@
+//! Training end to end on tiny synthetic stores: a small model overfits a small store,
+//! reruns are identical, an interrupted run resumed equals an uninterrupted one, and the
+//! evaluation files agree with each other (CONTRACTS 3 and 4).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use fovea_data::synth::{generate, SynthSettings};
+use fovea_data::{Dataset, Split};
+use fovea_loader::AugmentSettings;
+use fovea_metrics::{build_metrics_report, MetricsReport, ThresholdsFile, METRICS_CSV_HEADER};
+use fovea_nn::checkpoint::{checkpoint_dir, read_tensors};
+use fovea_nn::device::DeviceChoice;
+use fovea_nn::models::ModelKind;
+use fovea_nn::settings::{Balance, TrainSettings};
+use fovea_nn::train::{train, Quiet, TrainObserver};
+use fovea_store::extract::NoProgress;
+use fovea_store::{extract, ExtractSettings};
+use tch::Device;
+
+/// libtorch's random generator and thread count are process-wide: tests that train take
+/// turns, or their random draws interleave.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn store(dir: &Path, images: usize, seed: u64) -> PathBuf {
+    let data = dir.join("data");
+    generate(
+        &data,
+        &SynthSettings {
+            images,
+            seed,
+            width: 256,
+            height: 192,
+        },
+    )
+    .unwrap();
+    let out = dir.join("store");
+    let s = ExtractSettings {
+        patch_size: 32,
+        stride: 32,
+        ..Default::default()
+    };
+    extract(
+        &Dataset::open(&data).unwrap(),
+        &s,
+        &out,
+        false,
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    out
+}
+
+fn settings(store: &Path, epochs: usize) -> TrainSettings {
+    let mut s = TrainSettings {
+        store: Some(store.to_path_buf()),
+        model: ModelKind::Cnn,
+        epochs,
+        batch_size: 16,
+        device: DeviceChoice::Cpu,
+        threads: 1,
+        patience: 0,
+        ..Default::default()
+    };
+    s.data.balance = Balance::None;
+    s.data.workers = 1;
+    s
+}
+
+fn weights_equal(a: &Path, b: &Path) -> bool {
+    let (ta, tb) = (read_tensors(a).unwrap(), read_tensors(b).unwrap());
+    ta.len() == tb.len()
+        && ta
+            .iter()
+            .all(|(n, t)| tb.get(n).is_some_and(|u| t.equal(u)))
+}
+
+#[test]
+fn a_small_model_overfits_a_small_store() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let st = store(tmp.path(), 3, 11);
+    let mut s = settings(&st, 40);
+    s.augment = AugmentSettings::off();
+    s.optim.lr = 3e-3;
+    s.loss.kind = fovea_nn::loss::LossKind::Bce;
+    let run = tmp.path().join("run");
+    train(&s, &run, false, &Quiet, &AtomicBool::new(false)).unwrap();
+    // Evaluate the last epoch's weights on the training split itself.
+    let store = std::sync::Arc::new(fovea_store::Store::open(&st).unwrap());
+    let mut vs = tch::nn::VarStore::new(Device::Cpu);
+    let model = fovea_nn::models::Classifier::new(&vs.root(), ModelKind::Cnn, 4);
+    fovea_nn::checkpoint::load_vars(&mut vs, &checkpoint_dir(&run, 40).join("model.safetensors"))
+        .unwrap();
+    let (_, truth, probs, _) =
+        fovea_nn::train::predict_split(&model, &store, Split::Train, 64, 1, Device::Cpu, None)
+            .unwrap();
+    let m = fovea_metrics::multilabel_metrics(&truth, &probs, [0.5; 4]).unwrap();
+    assert!(
+        m.micro_f1 > 0.9,
+        "train micro F1 after overfitting: {}",
+        m.micro_f1
+    );
+}
+
+#[test]
+fn reruns_are_identical() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let st = store(tmp.path(), 3, 2);
+    let s = settings(&st, 2);
+    for name in ["a", "b"] {
+        train(
+            &s,
+            &tmp.path().join(name),
+            false,
+            &Quiet,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+    }
+    let read = |n: &str, f: &str| std::fs::read_to_string(tmp.path().join(n).join(f)).unwrap();
+    assert_eq!(read("a", "metrics.csv"), read("b", "metrics.csv"));
+    assert!(read("a", "metrics.csv").starts_with(METRICS_CSV_HEADER));
+    assert!(weights_equal(
+        &checkpoint_dir(&tmp.path().join("a"), 2).join("model.safetensors"),
+        &checkpoint_dir(&tmp.path().join("b"), 2).join("model.safetensors")
+    ));
+    // Another seed, another run.
+    let mut s2 = s.clone();
+    s2.seed = 5;
+    train(
+        &s2,
+        &tmp.path().join("c"),
+        false,
+        &Quiet,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_ne!(read("a", "metrics.csv"), read("c", "metrics.csv"));
+}
+
+/// Sets the cancel flag after `after` batches of epoch `epoch`.
+struct StopAt<'a> {
+    epoch: usize,
+    after: usize,
+    current: AtomicUsize,
+    seen: AtomicUsize,
+    cancel: &'a AtomicBool,
+}
+impl TrainObserver for StopAt<'_> {
+    fn epoch_start(&self, epoch: usize, _b: usize, _s: usize) {
+        self.current.store(epoch, Ordering::SeqCst);
+        self.seen.store(0, Ordering::SeqCst);
+    }
+    fn batch_done(&self, _s: usize, _l: f64) {
+        if self.current.load(Ordering::SeqCst) == self.epoch
+            && self.seen.fetch_add(1, Ordering::SeqCst) + 1 >= self.after
+        {
+            self.cancel.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let st = store(tmp.path(), 3, 4);
+    let s = settings(&st, 3);
+    let full = tmp.path().join("full");
+    train(&s, &full, false, &Quiet, &AtomicBool::new(false)).unwrap();
+    let cut = tmp.path().join("cut");
+    let cancel = AtomicBool::new(false);
+    let obs = StopAt {
+        epoch: 3,
+        after: 1,
+        current: AtomicUsize::new(0),
+        seen: AtomicUsize::new(0),
+        cancel: &cancel,
+    };
+    let e = train(&s, &cut, false, &obs, &cancel).unwrap_err();
+    assert!(e.contains("interrupted") && e.contains("--resume"), "{e}");
+    assert!(!checkpoint_dir(&cut, 3).exists());
+    // Starting again without --resume refuses to overwrite the run.
+    assert!(train(&s, &cut, false, &Quiet, &AtomicBool::new(false))
+        .unwrap_err()
+        .contains("--resume"));
+    let state = train(&s, &cut, true, &Quiet, &AtomicBool::new(false)).unwrap();
+    assert_eq!(state.epochs_done, 3);
+    assert!(weights_equal(
+        &checkpoint_dir(&full, 3).join("model.safetensors"),
+        &checkpoint_dir(&cut, 3).join("model.safetensors")
+    ));
+    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    assert_eq!(read(&full, "metrics.csv"), read(&cut, "metrics.csv"));
+    assert_eq!(
+        read(&full, "thresholds.json"),
+        read(&cut, "thresholds.json")
+    );
+    // A half-written checkpoint (no state.json) is never taken for a whole one.
+    std::fs::create_dir_all(checkpoint_dir(&cut, 9)).unwrap();
+    assert_eq!(fovea_nn::checkpoint::latest_checkpoint(&cut).unwrap().0, 3);
+}
+
+#[test]
+fn evaluation_files_agree_with_each_other() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let st = store(tmp.path(), 4, 8);
+    let run = tmp.path().join("run");
+    train(
+        &settings(&st, 1),
+        &run,
+        false,
+        &Quiet,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "thresholds.json",
+        "model/model.safetensors",
+        "model/model.toml",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let out = tmp.path().join("eval");
+    fovea_nn::eval::evaluate(&run, &st, Split::Test, &out, Device::Cpu, 32).unwrap();
+    // Recompute metrics.json from predictions.csv and thresholds.json alone.
+    let mut rdr = csv::Reader::from_path(out.join("predictions.csv")).unwrap();
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header,
+        ["patch", "image_id", "ma", "he", "ex", "se", "p_ma", "p_he", "p_ex", "p_se"]
+    );
+    let (mut truth, mut probs) = (Vec::new(), Vec::new());
+    for r in rdr.records() {
+        let r = r.unwrap();
+        truth.push(std::array::from_fn(|i| r[2 + i].parse::<u8>().unwrap()));
+        probs.push(std::array::from_fn(|i| r[6 + i].parse::<f32>().unwrap()));
+    }
+    let store = fovea_store::Store::open(&st).unwrap();
+    let expected_rows = store
+        .rows
+        .iter()
+        .filter(|r| r.split == Split::Test && !r.black)
+        .count();
+    assert_eq!(truth.len(), expected_rows);
+    let th = ThresholdsFile::read(&run.join("thresholds.json"))
+        .unwrap()
+        .to_array();
+    let again = build_metrics_report(&truth, &probs, th).unwrap();
+    let written = MetricsReport::read(&out.join("metrics.json")).unwrap();
+    assert_eq!(again.to_json_string(), written.to_json_string());
+}
