@@ -89,6 +89,9 @@ pub struct Sampler {
     pool: Vec<u64>,
     draw: Draw,
     seed: u64,
+    /// At most this many samples per epoch (shuffled order only): each epoch visits a
+    /// different seeded part of the pool.
+    limit: Option<usize>,
 }
 
 impl Sampler {
@@ -199,7 +202,16 @@ impl Sampler {
             pool,
             draw,
             seed,
+            limit: None,
         })
+    }
+
+    /// Caps a shuffled epoch at `limit` samples (each epoch a different seeded part of the
+    /// pool; consecutive epochs walk through the whole pool). No effect on index order or
+    /// weighted draws, whose size is set at construction.
+    pub fn with_epoch_limit(mut self, limit: Option<usize>) -> Sampler {
+        self.limit = limit.filter(|&l| l > 0);
+        self
     }
 
     /// Evaluation: every non-black patch of `split`, in index order, every epoch.
@@ -220,6 +232,9 @@ impl Sampler {
     /// Samples per epoch.
     pub fn len(&self) -> usize {
         match &self.draw {
+            Draw::Each(Order::Shuffled) => self
+                .limit
+                .map_or(self.pool.len(), |l| l.min(self.pool.len())),
             Draw::Each(_) => self.pool.len(),
             Draw::Weighted { size, .. } => *size,
         }
@@ -239,11 +254,31 @@ impl Sampler {
     pub fn epoch(&self, epoch: u64) -> Vec<u64> {
         match &self.draw {
             Draw::Each(Order::Index) => self.pool.clone(),
-            Draw::Each(Order::Shuffled) => {
-                let mut ids = self.pool.clone();
-                ids.shuffle(&mut epoch_rng(self.seed, epoch));
-                ids
-            }
+            Draw::Each(Order::Shuffled) => match self.limit {
+                Some(l) if l < self.pool.len() => {
+                    // Pass k over the pool (a seeded permutation per pass) is cut into
+                    // epochs of l samples, so every patch is seen before any is repeated.
+                    let n = self.pool.len() as u64;
+                    let start = epoch * l as u64;
+                    let mut out = Vec::with_capacity(l);
+                    let mut perm: Option<(u64, Vec<u64>)> = None;
+                    for i in start..start + l as u64 {
+                        let (pass, at) = (i / n, (i % n) as usize);
+                        if perm.as_ref().is_none_or(|(p, _)| *p != pass) {
+                            let mut ids = self.pool.clone();
+                            ids.shuffle(&mut epoch_rng(self.seed, u64::MAX - pass));
+                            perm = Some((pass, ids));
+                        }
+                        out.push(perm.as_ref().expect("set above").1[at]);
+                    }
+                    out
+                }
+                _ => {
+                    let mut ids = self.pool.clone();
+                    ids.shuffle(&mut epoch_rng(self.seed, epoch));
+                    ids
+                }
+            },
             Draw::Weighted { cumulative, size } => {
                 let mut rng = epoch_rng(self.seed, epoch);
                 let total = *cumulative.last().expect("non-empty pool");
@@ -280,6 +315,31 @@ mod tests {
             fov_frac: 1.0,
             black,
             centred_on: None,
+        }
+    }
+
+    #[test]
+    fn epoch_limit_walks_through_the_pool() {
+        let rows = rows();
+        let s = Sampler::new(&rows, Split::Train, Selection::All, Order::Shuffled, 3)
+            .unwrap()
+            .with_epoch_limit(Some(3));
+        assert_eq!(s.len(), 3);
+        // 8 usable patches, 3 per epoch: epochs 0..2 cover 6 distinct, epoch 2 wraps.
+        let seen: Vec<u64> = (0..2).flat_map(|e| s.epoch(e)).collect();
+        let mut uniq = seen.clone();
+        uniq.sort_unstable();
+        uniq.dedup();
+        assert_eq!(uniq.len(), 6, "{seen:?}");
+        assert_eq!(s.epoch(1), s.epoch(1));
+        let all: Vec<u64> = (0..8).flat_map(|e| s.epoch(e)).collect();
+        assert_eq!(all.len(), 24);
+        for id in [0u64, 1, 2, 4, 5, 6, 8, 9] {
+            assert_eq!(
+                all.iter().filter(|&&x| x == id).count(),
+                3,
+                "each patch 3 times in 3 passes"
+            );
         }
     }
 

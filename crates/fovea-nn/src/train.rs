@@ -101,7 +101,12 @@ fn training_sampler(store: &Store, s: &TrainSettings) -> TrainResult<Sampler> {
             origin: None,
         },
     };
-    Sampler::new(rows, Split::Train, selection, Order::Shuffled, s.seed).map_err(|e| e.to_string())
+    let limit = (s.data.epoch_size > 0).then_some(s.data.epoch_size);
+    Ok(
+        Sampler::new(rows, Split::Train, selection, Order::Shuffled, s.seed)
+            .map_err(|e| e.to_string())?
+            .with_epoch_limit(limit),
+    )
 }
 
 /// Sigmoid probabilities `[N][4]`, truth, and mean loss of `model` over the non-black
