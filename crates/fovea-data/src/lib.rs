@@ -15,7 +15,7 @@ pub mod synth;
 
 pub use dataset::{Dataset, ImageRecord, Layout, Split};
 pub use error::{DataError, Result};
-pub use fov::{count_in_rect, field_of_view, FovSettings};
+pub use fov::{count_in_rect, field_of_view, fov_grid, FovGrid, FovSettings};
 pub use io::{load_sample, read_mask, read_rgb, Mask, Sample};
 pub use lesion::{Lesion, LESIONS, NUM_LESIONS};
 pub mod testdata;

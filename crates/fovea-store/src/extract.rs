@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use fovea_data::{
-    count_in_rect, field_of_view, load_sample, Dataset, ImageRecord, Split, LESIONS, NUM_LESIONS,
+    count_in_rect, fov_grid, load_sample, Dataset, ImageRecord, Split, LESIONS, NUM_LESIONS,
 };
 use rand::seq::index::sample as sample_indices;
 use rand::{Rng, SeedableRng};
@@ -81,7 +81,7 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
     let sample = load_sample(record)?;
     let (w, h) = sample.rgb.dimensions();
     let p = settings.patch_size;
-    let fov = field_of_view(&sample.rgb, &settings.fov);
+    let fov = fov_grid(&sample.rgb, &settings.fov);
 
     // Where the patches go.
     let mut places: Vec<(u32, u32, PatchKind, Option<fovea_data::Lesion>)> = Vec::new();
@@ -95,7 +95,9 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
     let lc = &settings.lesion_centred;
     let mut has_lesion = [false; NUM_LESIONS];
     for (l, mask) in LESIONS.iter().zip(&sample.masks) {
-        has_lesion[l.index()] = mask.as_raw().iter().any(|&v| v != 0);
+        // A lesion without a mask file has an all-zero mask: no need to look.
+        has_lesion[l.index()] =
+            record.masks[l.index()].is_some() && mask.as_raw().iter().any(|&v| v != 0);
     }
     if lc.per_component > 0 {
         for l in LESIONS {
@@ -136,16 +138,14 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
     // Crop and label.
     let region = settings.label_region();
     let one = (p as usize).pow(2) * 3;
-    let mut data = vec![0u8; places.len() * one];
+    let mut data: Vec<u8> = Vec::with_capacity(places.len() * one);
     let raw = sample.rgb.as_raw();
     let row_bytes = w as usize * 3;
     let mut rows = Vec::with_capacity(places.len());
-    for (k, &(x, y, kind, centred_on)) in places.iter().enumerate() {
-        let dst = &mut data[k * one..(k + 1) * one];
+    for &(x, y, kind, centred_on) in &places {
         for r in 0..p as usize {
             let src = (y as usize + r) * row_bytes + x as usize * 3;
-            dst[r * p as usize * 3..(r + 1) * p as usize * 3]
-                .copy_from_slice(&raw[src..src + p as usize * 3]);
+            data.extend_from_slice(&raw[src..src + p as usize * 3]);
         }
         let (rx, ry, rs) = label_region(x, y, p, region);
         let mut px = [0u32; NUM_LESIONS];
@@ -159,7 +159,7 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
             labels[i] = u8::from(px[i] >= settings.label.min_lesion_px);
             any |= px[i] > 0 || (rs < p && count_in_rect(&sample.masks[i], x, y, p, p) > 0);
         }
-        let fov_frac = count_in_rect(&fov, x, y, p, p) as f32 / (p as f32 * p as f32);
+        let fov_frac = fov.count_in_rect(x, y, p, p) as f32 / (p as f32 * p as f32);
         rows.push(PatchRow {
             patch: 0,
             image_id: sample.id.clone(),
