@@ -71,15 +71,10 @@ pub fn write_dir_atomic(
     Ok(())
 }
 
-/// Writes text to a file atomically (temporary file, then rename).
+/// Writes text to a file atomically (temporary file, synced, then rename): the store
+/// crate's [`fovea_store::store::write_atomic`].
 pub fn write_file_atomic(path: &Path, text: &str) -> Result<(), String> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
+    fovea_store::store::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// Saves the variables of `vs` as safetensors.
