@@ -54,6 +54,10 @@
 #       --release --offline -p fovea-torch (tch 0.26's generated bindings may not compile
 #       against an older libtorch's headers; that is then the finding). Else it stops and
 #       says so.
+# 4. libtorch_cuda.so loaded: fovea-torch as linked now lacks it in NEEDED (the linker's
+#    --as-needed drops torch-sys's -ltorch_cuda; tch-rs #980), so libtorch would see no GPU.
+#    Fix: `-Wl,--no-as-needed -ltorch` in crates/fovea-torch/build.rs (as tch's build.rs).
+#    Until then this script preloads it (LD_PRELOAD, fovea-torch only).
 #
 # Environment: BIN_DIR, PYTHON, LIBTORCH_BUNDLE (above); SIZES (default "128 64"); STEPS
 # (timed steps, default 50: a GPU step is milliseconds); ROUNDS (default 2); CAP (seconds
@@ -78,6 +82,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>
 LOCAL_TORCH=$("$PYTHON" -c 'import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.version.cuda, torch.cuda.is_available())' 2>/dev/null) ||
     die "$PYTHON lacks torch/torchvision (PYTHON=...)"
 echo "== reference: torch, torchvision, CUDA, GPU visible: $LOCAL_TORCH"
+[[ ${LOCAL_TORCH##* } == True ]] || die "PyTorch sees no CUDA GPU here (driver? CUDA_VISIBLE_DEVICES?)"
 LOCAL_LIB=$("$PYTHON" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 LOCAL_VER=${LOCAL_TORCH%% *}
 LOCAL_VER=${LOCAL_VER%%+*}
@@ -121,15 +126,27 @@ else
         die "fovea-torch does not load against PyTorch $LOCAL_VER and there is no cargo to rebuild; carry the 2.13.0 libraries (LIBTORCH_BUNDLE, see the top of this script)"
     fi
 fi
-export LD_LIBRARY_PATH=$LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-loads_with "$LIB" || { ldd -r "$FT" | grep 'not found\|undefined symbol' | head -5; die "fovea-torch does not load with LD_LIBRARY_PATH=$LIB"; }
-if [[ $LAUNCH == launcher && -x $BIN_DIR/fovea ]]; then
-    FOVEA=("$BIN_DIR/fovea")
-    export FOVEA_TORCH_BIN=$FT
-else
-    FOVEA=("$FT")
+# The library path (and any preload) go to Fovea's commands only, never to the Python
+# reference: a PyTorch of another version must not pick up these libraries.
+FLIBS=$LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+loads_with "$LIB" || { LD_LIBRARY_PATH=$FLIBS ldd -r "$FT" | grep 'not found\|undefined symbol' | head -5; die "fovea-torch does not load with LD_LIBRARY_PATH=$LIB"; }
+FENV=(env "LD_LIBRARY_PATH=$FLIBS" "FOVEA_TORCH_BIN=$FT")
+# libtorch's CUDA half must be loaded although nothing calls it by name. tch's torch-sys
+# asks for -ltorch_cuda, but the linker's default --as-needed drops it (tch-rs #980), so a
+# fovea-torch linked without `-Wl,--no-as-needed -ltorch` (tch's own build.rs does that)
+# does not load it, and libtorch reports no CUDA device. Preload it in that case.
+if ! LD_LIBRARY_PATH=$FLIBS ldd "$FT" | grep -q 'libtorch_cuda.so'; then
+    echo "== fovea-torch does not load libtorch_cuda.so by itself (linked --as-needed): LD_PRELOAD=$LIB/libtorch_cuda.so"
+    FENV+=("LD_PRELOAD=$LIB/libtorch_cuda.so")
+    LAUNCH=direct # preload into fovea-torch only, not into the launcher as well
 fi
-echo "== fovea: ${FOVEA[*]}  (fovea-torch resolves libtorch_cpu.so to $(ldd "$FT" | awk '/libtorch_cpu.so/ {print $3}'))"
+if [[ $LAUNCH == launcher && -x $BIN_DIR/fovea ]]; then
+    FOVEA=("${FENV[@]}" "$BIN_DIR/fovea")
+else
+    FOVEA=("${FENV[@]}" "$FT")
+fi
+echo "== fovea: ${FOVEA[*]}"
+echo "   (fovea-torch resolves libtorch_cpu.so to $(LD_LIBRARY_PATH=$FLIBS ldd "$FT" | awk '/libtorch_cpu.so/ {print $3}'))"
 
 # Runs a command under the cap; prints the number after KEY on its last KEY line.
 measure() {
