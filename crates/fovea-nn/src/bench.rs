@@ -28,6 +28,32 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// Runs `step` `warmup` times untimed, then `steps` times timed; the median step.
+fn time_steps(
+    steps: usize,
+    warmup: usize,
+    batch: i64,
+    device: Device,
+    mut step: impl FnMut(),
+) -> Throughput {
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        sync(device);
+        let t = Instant::now();
+        step();
+        sync(device);
+        if i >= warmup {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let m = median(times);
+    Throughput {
+        median_step_s: m,
+        samples_per_s: batch as f64 / m,
+        steps,
+    }
+}
+
 fn sync(device: Device) {
     if let Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);
@@ -54,25 +80,11 @@ pub fn train_steps(
     let y = Tensor::rand([batch, 4], (Kind::Float, device))
         .gt(0.7)
         .to_kind(Kind::Float);
-    let mut times = Vec::with_capacity(steps);
-    for i in 0..warmup + steps {
-        sync(device);
-        let t = Instant::now();
+    time_steps(steps, warmup, batch, device, || {
         opt.zero_grad();
-        let l = loss.forward(&model.forward_t(&x, true), &y);
-        l.backward();
+        loss.forward(&model.forward_t(&x, true), &y).backward();
         opt.step();
-        sync(device);
-        if i >= warmup {
-            times.push(t.elapsed().as_secs_f64());
-        }
-    }
-    let m = median(times);
-    Throughput {
-        median_step_s: m,
-        samples_per_s: batch as f64 / m,
-        steps,
-    }
+    })
 }
 
 /// Forward passes (evaluation mode, no gradients) on `[batch, 3, size, size]` inputs.
@@ -88,22 +100,9 @@ pub fn infer_steps(
     let vs = nn::VarStore::new(device);
     let model = Classifier::new(&vs.root(), kind, 4);
     let x = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
-    let mut times = Vec::with_capacity(steps);
     tch::no_grad(|| {
-        for i in 0..warmup + steps {
-            sync(device);
-            let t = Instant::now();
+        time_steps(steps, warmup, batch, device, || {
             let _ = model.forward_t(&x, false).sigmoid();
-            sync(device);
-            if i >= warmup {
-                times.push(t.elapsed().as_secs_f64());
-            }
-        }
-    });
-    let m = median(times);
-    Throughput {
-        median_step_s: m,
-        samples_per_s: batch as f64 / m,
-        steps,
-    }
+        })
+    })
 }

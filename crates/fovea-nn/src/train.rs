@@ -20,7 +20,7 @@ use fovea_metrics::{
 use fovea_store::balance::{report_policy, weighted_policy};
 use fovea_store::Store;
 use tch::nn::{self, ModuleT};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::checkpoint::{
     checkpoint_dir, latest_checkpoint, load_vars, prune_checkpoints, read_state, read_tensors,
@@ -446,9 +446,4 @@ pub fn load_run_model(
     let model = Classifier::new(&vs.root(), info.model, info.num_classes as i64);
     load_vars(&mut vs, &dir.join("model.safetensors"))?;
     Ok((vs, model, info, dir))
-}
-
-/// Mean of a `Kind::Float` tensor as f64 (helper for tests).
-pub fn mean_of(t: &Tensor) -> f64 {
-    t.mean(Kind::Float).double_value(&[])
 }

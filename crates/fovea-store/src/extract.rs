@@ -51,8 +51,6 @@ pub struct ImagePatches {
     pub rows: Vec<PatchRow>,
     /// `rows.len()` patches of P*P*3 bytes, HWC RGB.
     pub data: Vec<u8>,
-    /// Which lesions the photograph has (any mask pixel).
-    pub has_lesion: [bool; NUM_LESIONS],
 }
 
 /// What an extraction produced.
@@ -179,7 +177,6 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
         id: sample.id,
         rows,
         data,
-        has_lesion,
     })
 }
 
