@@ -120,6 +120,16 @@ impl Loader {
         workers: usize,
     ) -> Result<Loader> {
         let sampler = Sampler::in_order(&store.rows, split)?;
+        Loader::eval_with(store, sampler, batch_size, workers)
+    }
+
+    /// Evaluation of the patches `sampler` visits (e.g. a seeded sample of a split).
+    pub fn eval_with(
+        store: Arc<Store>,
+        sampler: Sampler,
+        batch_size: usize,
+        workers: usize,
+    ) -> Result<Loader> {
         let settings = LoaderSettings {
             batch_size,
             workers,

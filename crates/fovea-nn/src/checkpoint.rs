@@ -39,7 +39,14 @@ pub struct TrainState {
     pub metrics_lines: Vec<String>,
     /// Seconds spent training so far.
     pub seconds: f64,
+    /// `val_ranking.csv` lines so far (validation AP and AUROC per lesion by epoch).
+    #[serde(default)]
+    pub ranking_lines: Vec<String>,
 }
+
+/// Header of `RUN/val_ranking.csv`.
+pub const VAL_RANKING_HEADER: &str =
+    "epoch,ap_ma,ap_he,ap_ex,ap_se,auroc_ma,auroc_he,auroc_ex,auroc_se,prevalence_ma,prevalence_he,prevalence_ex,prevalence_se";
 
 fn io(path: &Path, e: impl std::fmt::Display) -> String {
     format!("{}: {e}", path.display())

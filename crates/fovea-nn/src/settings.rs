@@ -132,6 +132,9 @@ pub struct DataSettings {
     /// Samples per epoch (weighted sampling draws this many; the others visit at most this
     /// many, a seeded selection); 0 = the whole pool.
     pub epoch_size: usize,
+    /// Validation patches scored after each epoch: a seeded sample of the validation split
+    /// stratified by label combination (prevalences kept); 0 = every non-black patch.
+    pub val_size: usize,
     /// Input-pipeline worker threads.
     pub workers: usize,
     pub eval_batch_size: usize,
@@ -145,6 +148,7 @@ impl Default for DataSettings {
             healthy_ratio: 2.0,
             target_factor: 1.0,
             epoch_size: 0,
+            val_size: 0,
             workers: 2,
             eval_batch_size: 64,
         }

@@ -14,17 +14,17 @@ use std::time::Instant;
 use fovea_data::Split;
 use fovea_loader::{Loader, LoaderSettings, Order, Sampler, Selection};
 use fovea_metrics::{
-    multilabel_metrics, tune_thresholds, MetricsCsvRow, MultiLabelMetrics, ThresholdsFile,
+    average_precision, multilabel_metrics, roc_auc, tune_thresholds, MetricsCsvRow, MultiLabelMetrics, ThresholdsFile,
     METRICS_CSV_HEADER,
 };
-use fovea_store::balance::{report_policy, weighted_policy};
+use fovea_store::balance::{report_policy, stratified_sample, weighted_policy};
 use fovea_store::Store;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
 use crate::checkpoint::{
     checkpoint_dir, latest_checkpoint, load_vars, prune_checkpoints, read_state, read_tensors,
-    save_vars, write_dir_atomic, write_file_atomic, ModelInfo, TrainState,
+    save_vars, write_dir_atomic, write_file_atomic, ModelInfo, TrainState, VAL_RANKING_HEADER,
 };
 use crate::loss::Loss;
 use crate::models::Classifier;
@@ -46,6 +46,10 @@ pub struct EpochReport {
     pub val_loss: f64,
     pub val: MultiLabelMetrics,
     pub improved: bool,
+    /// Validation average precision, AUROC and prevalence per lesion.
+    pub val_ap: [f64; 4],
+    pub val_auroc: [f64; 4],
+    pub val_prevalence: [f64; 4],
     pub seconds: f64,
     pub lr: f64,
 }
@@ -110,18 +114,37 @@ fn training_sampler(store: &Store, s: &TrainSettings) -> TrainResult<Sampler> {
 }
 
 /// Sigmoid probabilities `[N][4]`, truth, and mean loss of `model` over the non-black
-/// patches of `split`, in index order.
+/// patches of `split` (or only `patches` of it), in index order.
+#[allow(clippy::too_many_arguments)]
 pub fn predict_split(
     model: &Classifier,
     store: &Arc<Store>,
     split: Split,
+    patches: Option<Vec<u64>>,
     batch_size: usize,
     workers: usize,
     device: Device,
     loss: Option<&Loss>,
 ) -> TrainResult<(Vec<u64>, Vec<[u8; 4]>, Vec<[f32; 4]>, f64)> {
-    let loader =
-        Loader::eval(store.clone(), split, batch_size, workers).map_err(|e| e.to_string())?;
+    let sampler = match patches {
+        None => Sampler::in_order(&store.rows, split),
+        Some(ids) => Sampler::new(
+            &store.rows,
+            split,
+            Selection::Subset {
+                subset: fovea_store::balance::Subset {
+                    weights: vec![1.0; ids.len()],
+                    patches: ids,
+                },
+                origin: None,
+            },
+            Order::Index,
+            0,
+        ),
+    }
+    .map_err(|e| e.to_string())?;
+    let loader = Loader::eval_with(store.clone(), sampler, batch_size, workers)
+        .map_err(|e| e.to_string())?;
     let p = loader.patch_size() as i64;
     let (mut ids, mut truth, mut probs) = (Vec::new(), Vec::new(), Vec::new());
     let (mut loss_sum, mut n) = (0.0, 0usize);
@@ -223,6 +246,18 @@ pub fn train(
         }
     }
     let pool = sampler.pool().len() as u64;
+    let val_patches = stratified_sample(
+        &store.rows,
+        Split::Val,
+        settings.data.val_size,
+        derive_seed(settings.seed, 3, 0) as u64,
+    );
+    if val_patches.is_empty() {
+        return Err(format!(
+            "{}: the validation split has no non-black patch (set one with `fovea extract --split-fractions`)",
+            store_dir.display()
+        ));
+    }
     let loader_settings = LoaderSettings {
         batch_size: settings.batch_size,
         workers: settings.data.workers,
@@ -328,6 +363,7 @@ pub fn train(
             &model,
             &store,
             Split::Val,
+            Some(val_patches.clone()),
             settings.data.eval_batch_size,
             settings.data.workers,
             device,
@@ -335,6 +371,7 @@ pub fn train(
         )?;
         let val_m = multilabel_metrics(&vtruth, &vprobs, [0.5; 4])
             .map_err(|e| format!("validation split: {e}"))?;
+        let ranking = ranking_metrics(&vtruth, &vprobs)?;
         let improved = val_m.macro_f1 > state.best_macro_f1;
         if improved {
             state.best_macro_f1 = val_m.macro_f1;
@@ -376,6 +413,23 @@ pub fn train(
                 .metrics_lines
                 .push(MetricsCsvRow::new(epoch + 1, split, l, m).to_csv_line());
         }
+        state.ranking_lines.push(format!(
+            "{},{}",
+            epoch + 1,
+            ranking
+                .iter()
+                .flatten()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+        let mut rank_csv = String::from(VAL_RANKING_HEADER);
+        rank_csv.push('\n');
+        for l in &state.ranking_lines {
+            rank_csv += l;
+            rank_csv.push('\n');
+        }
+        write_file_atomic(&run.join("val_ranking.csv"), &rank_csv)?;
         let mut csv = String::from(METRICS_CSV_HEADER);
         csv.push('\n');
         for l in &state.metrics_lines {
@@ -407,11 +461,37 @@ pub fn train(
             val_loss,
             val: val_m,
             improved,
+            val_ap: ranking[0],
+            val_auroc: ranking[1],
+            val_prevalence: ranking[2],
             seconds: t0.elapsed().as_secs_f64(),
             lr,
         });
     }
     Ok(state)
+}
+
+/// Average precision, AUROC (NaN for a class with one value only) and prevalence per
+/// lesion.
+fn ranking_metrics(truth: &[[u8; 4]], probs: &[[f32; 4]]) -> TrainResult<[[f64; 4]; 3]> {
+    let mut out = [[f64::NAN; 4]; 3];
+    for c in 0..4 {
+        let t: Vec<u8> = truth.iter().map(|r| r[c]).collect();
+        let p: Vec<f32> = probs.iter().map(|r| r[c]).collect();
+        out[0][c] = average_precision(&t, &p).map_err(|e| e.to_string())?;
+        out[1][c] = roc_auc(&t, &p).map_err(|e| e.to_string())?.unwrap_or(f64::NAN);
+        out[2][c] = t.iter().map(|&v| v as f64).sum::<f64>() / t.len().max(1) as f64;
+    }
+    Ok(out)
+}
+
+/// The validation ranking line: AP beside prevalence (what a random scorer's AP would be).
+pub fn ranking_line(r: &EpochReport) -> String {
+    let mut s = String::from("    AP (prevalence):");
+    for (i, name) in ["MA", "HE", "EX", "SE"].iter().enumerate() {
+        s += &format!(" {name} {:.3} ({:.3})", r.val_ap[i], r.val_prevalence[i]);
+    }
+    s
 }
 
 /// The report's console lines for one split of an epoch.

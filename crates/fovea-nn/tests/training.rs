@@ -98,7 +98,7 @@ fn a_small_model_overfits_a_small_store() {
     fovea_nn::checkpoint::load_vars(&mut vs, &checkpoint_dir(&run, 40).join("model.safetensors"))
         .unwrap();
     let (_, truth, probs, _) =
-        fovea_nn::train::predict_split(&model, &store, Split::Train, 64, 1, Device::Cpu, None)
+        fovea_nn::train::predict_split(&model, &store, Split::Train, None, 64, 1, Device::Cpu, None)
             .unwrap();
     let m = fovea_metrics::multilabel_metrics(&truth, &probs, [0.5; 4]).unwrap();
     assert!(

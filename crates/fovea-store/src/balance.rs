@@ -208,6 +208,34 @@ pub fn read_subset(path: &Path, n_patches: usize) -> Result<Subset> {
     Ok(out)
 }
 
+/// A seeded sample of about `size` non-black patches of `split`, stratified by label
+/// combination (each of the 16 combinations keeps its share, and at least one patch when
+/// it has any), in index order: a cheaper validation set with the split's prevalences.
+/// `size` 0, or at least the split's size, gives every non-black patch.
+pub fn stratified_sample(rows: &[PatchRow], split: Split, size: usize, seed: u64) -> Vec<u64> {
+    let usable: Vec<&PatchRow> = rows
+        .iter()
+        .filter(|r| r.split == split && !r.black)
+        .collect();
+    if size == 0 || size >= usable.len() {
+        return usable.iter().map(|r| r.patch).collect();
+    }
+    let mut groups: Vec<Vec<u64>> = vec![Vec::new(); 1 << NUM_LESIONS];
+    for r in &usable {
+        let key = (0..NUM_LESIONS).fold(0, |k, i| k | (usize::from(r.labels[i] != 0) << i));
+        groups[key].push(r.patch);
+    }
+    let frac = size as f64 / usable.len() as f64;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(size + groups.len());
+    for g in groups.iter().filter(|g| !g.is_empty()) {
+        let k = ((g.len() as f64 * frac).round() as usize).clamp(1, g.len());
+        out.extend(sample_indices(&mut rng, g.len(), k).into_iter().map(|i| g[i]));
+    }
+    out.sort_unstable();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,5 +332,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("line 2"));
+    }
+
+    #[test]
+    fn stratified_sample_keeps_prevalence_and_is_seeded() {
+        let rows: Vec<PatchRow> = (0..1000u64)
+            .map(|i| {
+                let labels = [u8::from(i % 10 == 0), u8::from(i % 100 == 1), 0, 0];
+                row(i, labels, i % 7 == 3, Split::Val)
+            })
+            .collect();
+        let s = stratified_sample(&rows, Split::Val, 200, 5);
+        assert_eq!(s, stratified_sample(&rows, Split::Val, 200, 5));
+        assert_ne!(s, stratified_sample(&rows, Split::Val, 200, 6));
+        assert!((195..=205).contains(&s.len()), "{}", s.len());
+        assert!(s.windows(2).all(|w| w[0] < w[1]));
+        assert!(s.iter().all(|&i| !rows[i as usize].black));
+        let ma = s.iter().filter(|&&i| rows[i as usize].labels[0] != 0).count();
+        assert!((17..=23).contains(&ma), "{ma}");
+        // The rare combination (HE only) keeps at least one patch.
+        assert!(s.iter().any(|&i| rows[i as usize].labels[1] != 0));
+        assert_eq!(stratified_sample(&rows, Split::Val, 0, 5).len(), rows.iter().filter(|r| !r.black).count());
     }
 }

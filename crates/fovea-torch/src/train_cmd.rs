@@ -9,7 +9,7 @@ use fovea_data::Split;
 use fovea_nn::device::DeviceChoice;
 use fovea_nn::models::ModelKind;
 use fovea_nn::settings::{Balance, TrainSettings};
-use fovea_nn::train::{epoch_lines, EpochReport, TrainObserver};
+use fovea_nn::train::{epoch_lines, ranking_line, EpochReport, TrainObserver};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args)]
@@ -56,6 +56,10 @@ pub struct TrainArgs {
     /// Stop after this many epochs without a better validation macro F1 (0 = never) [default: 5].
     #[arg(long)]
     patience: Option<usize>,
+    /// Validation patches scored after each epoch, a seeded sample stratified by label
+    /// combination (0 = all non-black patches of the split) [default: 0].
+    #[arg(long, value_name = "N")]
+    val_size: Option<usize>,
     /// cpu, cuda or auto [default: auto].
     #[arg(long)]
     device: Option<String>,
@@ -89,6 +93,7 @@ fn resolve(a: &TrainArgs, threads: Option<usize>) -> Result<TrainSettings> {
     set!(a.seed => s.seed);
     set!(a.epoch_size => s.data.epoch_size);
     set!(a.patience => s.patience);
+    set!(a.val_size => s.data.val_size);
     set!(threads => s.threads);
     if let Some(b) = &a.balance {
         s.data.balance = match b.as_str() {
@@ -133,6 +138,7 @@ impl TrainObserver for Console {
             "{}",
             epoch_lines("VAL", r.epoch, r.epochs, r.val_loss, &r.val)
         );
+        println!("{}", ranking_line(r));
         println!(
             "    {:.0}s, lr {:.2e}{}",
             r.seconds,
