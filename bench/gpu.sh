@@ -54,10 +54,11 @@
 #       --release --offline -p fovea-torch (tch 0.26's generated bindings may not compile
 #       against an older libtorch's headers; that is then the finding). Else it stops and
 #       says so.
-# 4. libtorch_cuda.so loaded: fovea-torch as linked now lacks it in NEEDED (the linker's
-#    --as-needed drops torch-sys's -ltorch_cuda; tch-rs #980), so libtorch would see no GPU.
-#    Fix: `-Wl,--no-as-needed -ltorch` in crates/fovea-torch/build.rs (as tch's build.rs).
-#    Until then this script preloads it (LD_PRELOAD, fovea-torch only).
+# 4. libtorch_cuda.so loaded: nothing in fovea-torch calls it by name, so the linker's
+#    --as-needed drops it from NEEDED (tch-rs #980). fovea-torch therefore dlopen()s it
+#    itself when --device cuda/auto is asked for (fovea_nn::device::load_cuda_backend,
+#    through its RUNPATH or LD_LIBRARY_PATH); CPU runs never load the CUDA libraries.
+#    A binary older than that is detected below and given LD_PRELOAD instead.
 #
 # Environment: BIN_DIR, PYTHON, LIBTORCH_BUNDLE (above); SIZES (default "128 64"); STEPS
 # (timed steps, default 50: a GPU step is milliseconds); ROUNDS (default 2); CAP (seconds
@@ -135,7 +136,7 @@ FENV=(env "LD_LIBRARY_PATH=$FLIBS" "FOVEA_TORCH_BIN=$FT")
 # asks for -ltorch_cuda, but the linker's default --as-needed drops it (tch-rs #980), so a
 # fovea-torch linked without `-Wl,--no-as-needed -ltorch` (tch's own build.rs does that)
 # does not load it, and libtorch reports no CUDA device. Preload it in that case.
-if ! LD_LIBRARY_PATH=$FLIBS ldd "$FT" | grep -q 'libtorch_cuda.so'; then
+if ! LD_LIBRARY_PATH=$FLIBS ldd "$FT" | grep -q 'libtorch_cuda.so' && ! grep -q "CUDA backend could not be loaded" "$FT"; then
     echo "== fovea-torch does not load libtorch_cuda.so by itself (linked --as-needed): LD_PRELOAD=$LIB/libtorch_cuda.so"
     FENV+=("LD_PRELOAD=$LIB/libtorch_cuda.so")
     LAUNCH=direct # preload into fovea-torch only, not into the launcher as well

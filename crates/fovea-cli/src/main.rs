@@ -42,6 +42,19 @@ enum Command {
     /// Evaluate a trained run on a split of a patch store (`fovea eval --help`).
     #[command(disable_help_flag = true)]
     Eval(Passthrough),
+    /// Lesion maps of photographs with a trained run: heatmaps, overlays, regions
+    /// (`fovea predict --help`).
+    #[command(disable_help_flag = true)]
+    Predict(Passthrough),
+    /// Pixel-level AUPR / AUROC of a run's lesion maps against a dataset's masks, the
+    /// IDRiD challenge's measure (`fovea eval-maps --help`).
+    #[command(name = "eval-maps", disable_help_flag = true)]
+    EvalMaps(Passthrough),
+    /// Export a run's model as TorchScript for PyTorch / LibTorch (`fovea export --help`).
+    #[command(disable_help_flag = true)]
+    Export(Passthrough),
+    /// Write report.html, one self-contained page about a run (plots and patches embedded).
+    Report(cmd::report::Args),
     /// Benchmarks that print their ratio to a reference measured in the same run.
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
@@ -99,6 +112,10 @@ fn main() -> ExitCode {
         Command::Balance(a) => cmd::balance::run(a),
         Command::Train(p) => p.hand_over(cli.threads, &["train"]),
         Command::Eval(p) => p.hand_over(cli.threads, &["eval"]),
+        Command::Predict(p) => p.hand_over(cli.threads, &["predict"]),
+        Command::EvalMaps(p) => p.hand_over(cli.threads, &["eval-maps"]),
+        Command::Export(p) => p.hand_over(cli.threads, &["export"]),
+        Command::Report(a) => cmd::report::run(a),
         Command::Bench(b) => cmd::bench::run(b, cli.threads),
     };
     match result {

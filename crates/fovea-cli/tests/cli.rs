@@ -272,3 +272,63 @@ fn help_explains_settings_with_defaults() {
         assert!(h.contains(s), "extract --help lacks {s}");
     }
 }
+
+#[test]
+fn report_writes_one_page_or_fails_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let header = "epoch,split,loss,micro_f1,macro_f1,hamming,subset_acc,f1_ma,f1_he,f1_ex,f1_se,precision_ma,precision_he,precision_ex,precision_se,recall_ma,recall_he,recall_ex,recall_se";
+    let row = |split: &str| {
+        format!("1,{split},0.3,0.2,0.1,0.05,0.8,0.1,0.2,0.3,0.4,0.1,0.2,0.3,0.4,0.1,0.2,0.3,0.4")
+    };
+    std::fs::write(
+        run.join("metrics.csv"),
+        format!("{header}\n{}\n{}\n", row("train"), row("val")),
+    )
+    .unwrap();
+    let out = stdout(fovea().args(["report", "--run", p(&run), "--plots"]));
+    let page = run.join("report.html");
+    assert!(
+        out.trim_end()
+            .ends_with(&format!("wrote {}", page.display())),
+        "{out}"
+    );
+    assert!(out.contains("no input for 'Test metrics'"), "{out}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("Training curves"));
+    assert!(run.join("plots/loss.png").is_file() && run.join("plots/per_class_f1.svg").is_file());
+
+    let elsewhere = tmp.path().join("pages/r.html");
+    stdout(fovea().args(["report", "--run", p(&run), "--out", p(&elsewhere)]));
+    assert!(elsewhere.is_file());
+
+    std::fs::write(run.join("metrics.csv"), format!("{header}\n1,val,x\n")).unwrap();
+    let e = error(fovea().args(["report", "--run", p(&run)]));
+    assert!(e.contains("metrics.csv") && e.contains("line 2"), "{e}");
+    let e = error(fovea().args(["report", "--run", p(&tmp.path().join("none"))]));
+    assert!(e.contains("no run folder"), "{e}");
+    let e = error(fovea().args([
+        "report",
+        "--run",
+        p(&run),
+        "--eval",
+        p(&tmp.path().join("none")),
+    ]));
+    assert!(e.contains("no evaluation folder"), "{e}");
+
+    let h = stdout(fovea().args(["report", "--help"]));
+    for s in [
+        "--run",
+        "--eval",
+        "--maps",
+        "--store",
+        "--ablation",
+        "--out",
+        "--plots",
+        "RUN/report.html",
+        "RUN/config.toml",
+    ] {
+        assert!(h.contains(s), "report --help lacks {s}");
+    }
+}

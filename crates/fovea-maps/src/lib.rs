@@ -1,7 +1,44 @@
 //! Lesion maps for whole photographs, without libtorch: blending the scores of
 //! overlapping windows into per-lesion heatmaps, regions, overlays, and pixel-level
 //! scoring against masks (the IDRiD challenge's AUPR). The network that produces window
-//! scores lives in `fovea-nn`.
+//! scores lives in `fovea-nn`; files follow CONTRACTS 5.
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`grid`] | the grid of overlapping windows a photograph is scored on |
+//! | [`heatmap`] | the `(4, h, w)` cell maps, field-of-view masking |
+//! | [`blend`] | window scores to a heatmap (Hann / Gaussian / flat weights) |
+//! | [`npy`] | `heatmap.npy`, written atomically, read defensively |
+//! | [`regions`] | thresholded connected regions with boxes and scores |
+//! | [`legend`] | lesion colours and the overlay's legend |
+//! | [`overlay`] | `overlay.png` |
+//! | [`summary`] | `summary.json` and the image-level probability |
+//! | [`pixel_eval`] | `pixel_metrics.json`: streaming pixel-level AUPR / AUROC |
+//!
+//! Lesions are always in the order MA, HE, EX, SE.
+
+pub mod blend;
+pub mod error;
+pub mod grid;
+pub mod heatmap;
+pub mod legend;
+pub mod npy;
+pub mod overlay;
+pub mod pixel_eval;
+pub mod regions;
+pub mod summary;
+
+pub use blend::{blend, WindowWeight};
+pub use error::{MapsError, Result};
+pub use grid::WindowGrid;
+pub use heatmap::{Heatmap, NUM_LESIONS};
+pub use legend::{LESION_COLOURS, LESION_NAMES};
+pub use overlay::{overlay, write_png_atomic};
+pub use pixel_eval::{
+    ImageLevelMetrics, ImagePixelMetrics, PixelMetrics, PixelScorer, PER_IMAGE_BINS,
+};
+pub use regions::{regions, Region};
+pub use summary::{by_lesion, image_probability, presence, MapSummary};
 
 /// DejaVu Sans (Bitstream Vera licence, `assets/DejaVuSans.LICENSE`): the one font used to
 /// write text into images (overlay legends, plots), so no system font is needed.

@@ -103,6 +103,21 @@ impl ScoreHistogram {
         Ok(())
     }
 
+    /// Adds `positives` positive and `negatives` negative pixels that all have `score`:
+    /// the same as [`ScoreHistogram::add`] on that many copies of the score, without
+    /// expanding them (a lesion map's cell stands for all the pixels it covers).
+    ///
+    /// Errors (leaving the histogram unchanged): a NaN score (reported at index 0).
+    pub fn add_counts(&mut self, score: f32, positives: u64, negatives: u64) -> Result<()> {
+        if score.is_nan() {
+            return Err(MetricsError::NanScore { index: 0 });
+        }
+        let b = self.bin_of(score);
+        self.pos[b] += positives;
+        self.neg[b] += negatives;
+        Ok(())
+    }
+
     /// Adds `other`'s counts to `self`. Errors if the bin counts differ.
     pub fn merge(&mut self, other: &ScoreHistogram) -> Result<()> {
         if self.bins() != other.bins() {
@@ -240,6 +255,30 @@ mod tests {
         h.add(&[0.2, 0.7], &[1, 1]).unwrap();
         assert_eq!(h.average_precision(), 1.0);
         assert_eq!(h.auroc(), None);
+    }
+
+    #[test]
+    fn add_counts_equals_adding_copies() {
+        let mut expanded = ScoreHistogram::new(50).unwrap();
+        let mut counted = ScoreHistogram::new(50).unwrap();
+        for (score, pos, neg) in [
+            (0.31f32, 3u64, 5u64),
+            (0.9, 0, 2),
+            (0.31, 1, 0),
+            (1.0, 4, 4),
+        ] {
+            let scores = vec![score; (pos + neg) as usize];
+            let truth: Vec<u8> = (0..pos + neg).map(|k| u8::from(k < pos)).collect();
+            expanded.add(&scores, &truth).unwrap();
+            counted.add_counts(score, pos, neg).unwrap();
+        }
+        assert_eq!(counted, expanded);
+        let before = counted.clone();
+        assert!(matches!(
+            counted.add_counts(f32::NAN, 1, 1),
+            Err(MetricsError::NanScore { index: 0 })
+        ));
+        assert_eq!(counted, before);
     }
 
     #[test]

@@ -8,13 +8,16 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use crate::models::ModelKind;
+use crate::models::{ModelKind, Pool};
 
 /// `RUN/model/model.toml`: what `eval` and `predict` need to rebuild the model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelInfo {
     pub model: ModelKind,
+    /// Global pooling before the classifier (older runs: average).
+    #[serde(default)]
+    pub pool: Pool,
     /// Patch side the model was trained on.
     pub patch_size: usize,
     pub num_classes: usize,
@@ -42,6 +45,9 @@ pub struct TrainState {
     /// `val_ranking.csv` lines so far (validation AP and AUROC per lesion by epoch).
     #[serde(default)]
     pub ranking_lines: Vec<String>,
+    /// The loss scale of mixed-precision training (`amp = "fp16"`).
+    #[serde(default)]
+    pub scaler: Option<crate::amp::GradScaler>,
 }
 
 /// Header of `RUN/val_ranking.csv`.

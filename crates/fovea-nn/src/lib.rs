@@ -2,11 +2,15 @@
 //! torchvision's layout, a shallow CNN), losses (BCE, focal with per-class weights), Adam
 //! with savable state, and throughput benchmarks.
 
+pub mod amp;
 pub mod bench;
 pub mod checkpoint;
+pub mod dense;
 pub mod device;
 pub mod eval;
+pub mod export;
 pub mod loss;
+pub mod maps;
 pub mod models;
 pub mod optim;
 pub mod pretrained;

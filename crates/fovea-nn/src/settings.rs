@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
 use crate::loss::LossSettings;
-use crate::models::ModelKind;
+use crate::amp::Amp;
+use crate::models::{ModelKind, Pool};
 
 /// Everything that decides a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -17,6 +18,11 @@ pub struct TrainSettings {
     /// The patch store (`--store`).
     pub store: Option<PathBuf>,
     pub model: ModelKind,
+    /// Global pooling before the classifier: "avg" (torchvision) or "max" (keeps the
+    /// signal of small lesions).
+    pub pool: Pool,
+    /// Mixed precision on CUDA: "off" or "fp16" (autocast with dynamic loss scaling).
+    pub amp: Amp,
     /// torchvision ResNet-18 weights (`.pth`, `.pt` or `.safetensors`) to start from; the
     /// fc layer is replaced.
     pub pretrained: Option<PathBuf>,
@@ -38,6 +44,8 @@ pub struct TrainSettings {
 impl Default for TrainSettings {
     fn default() -> Self {
         TrainSettings {
+            pool: Pool::Avg,
+            amp: Amp::Off,
             store: None,
             model: ModelKind::Resnet18,
             pretrained: None,

@@ -26,6 +26,7 @@ use crate::checkpoint::{
     checkpoint_dir, latest_checkpoint, load_vars, prune_checkpoints, read_state, read_tensors,
     save_vars, write_dir_atomic, write_file_atomic, ModelInfo, TrainState, VAL_RANKING_HEADER,
 };
+use crate::amp::Amp;
 use crate::loss::Loss;
 use crate::models::Classifier;
 use crate::optim::Adam;
@@ -195,6 +196,9 @@ pub fn train(
         .clone()
         .ok_or("no patch store: give --store STORE")?;
     let device = settings.device.resolve()?;
+    if settings.amp != Amp::Off && device == Device::Cpu {
+        return Err("amp = \"fp16\" is CUDA autocast: it needs --device cuda (or auto with a GPU)".into());
+    }
     crate::device::set_threads(settings.threads);
     let store = Arc::new(Store::open(&store_dir).map_err(|e| e.to_string())?);
     let p = store.settings.patch_size as i64;
@@ -231,7 +235,7 @@ pub fn train(
     // Model, initialised from the seed (and ImageNet weights when given).
     tch::manual_seed(derive_seed(settings.seed, 1, 0));
     let mut vs = nn::VarStore::new(device);
-    let model = Classifier::new(&vs.root(), settings.model, 4);
+    let model = Classifier::new(&vs.root(), settings.model, 4).with_pool(settings.pool);
     if let Some(w) = &settings.pretrained {
         let n = load_pretrained(&mut vs, w)?;
         observer.message(&format!("loaded {n} tensors from {}", w.display()));
@@ -295,6 +299,8 @@ pub fn train(
         ));
     }
 
+    let params = vs.trainable_variables();
+    let mut scaler = state.scaler.clone().unwrap_or_default();
     let epochs = settings.epochs;
     for epoch in state.epochs_done..epochs {
         if settings.patience > 0 && state.epochs_without_improvement >= settings.patience {
@@ -331,7 +337,7 @@ pub fn train(
                 .view([b.size as i64, 4])
                 .to_device(device);
             opt.zero_grad();
-            let logits = model.forward_t(&x, true);
+            let logits = crate::amp::forward(settings.amp, || model.forward_t(&x, true));
             let l = loss.forward(&logits, &y);
             let lv = l.double_value(&[]);
             if !lv.is_finite() {
@@ -344,8 +350,17 @@ pub fn train(
                     k + 1
                 ));
             }
-            l.backward();
-            opt.step();
+            if settings.amp == Amp::Off {
+                l.backward();
+                opt.step();
+            } else {
+                scaler.scale_loss(&l).backward();
+                let finite = scaler.unscale(&params);
+                if finite {
+                    opt.step();
+                }
+                scaler.update(finite);
+            }
             loss_sum += lv * b.size as f64;
             n += b.size;
             let pr: Vec<f32> =
@@ -380,6 +395,7 @@ pub fn train(
             let thresholds = tune_thresholds(&vtruth, &vprobs).map_err(|e| e.to_string())?;
             let info = ModelInfo {
                 model: settings.model,
+                pool: settings.pool,
                 patch_size: p as usize,
                 num_classes: 4,
                 mean: IMAGENET_MEAN,
@@ -407,6 +423,7 @@ pub fn train(
         }
         state.epochs_done = epoch + 1;
         state.optimizer_step = opt.step;
+        state.scaler = (settings.amp != Amp::Off).then(|| scaler.clone());
         state.seconds += t0.elapsed().as_secs_f64();
         for (split, l, m) in [("train", train_loss, &train_m), ("val", val_loss, &val_m)] {
             state
@@ -437,6 +454,11 @@ pub fn train(
             csv.push('\n');
         }
         write_file_atomic(&run.join("metrics.csv"), &csv)?;
+        // Curves of loss, macro F1, per-class F1 and validation AP (PNG and SVG); a plot
+        // that fails costs a warning, not the run.
+        if let Err(e) = fovea_report::write_training_curves(run) {
+            observer.message(&format!("warning: training curves not drawn: {e}"));
+        }
         let st = state.clone();
         write_dir_atomic(&checkpoint_dir(run, epoch + 1), |d| {
             save_vars(&vs, &d.join("model.safetensors"))?;
@@ -523,7 +545,8 @@ pub fn load_run_model(
     let dir = run.join("model");
     let info = crate::checkpoint::read_model_info(&dir)?;
     let mut vs = nn::VarStore::new(device);
-    let model = Classifier::new(&vs.root(), info.model, info.num_classes as i64);
+    let model =
+        Classifier::new(&vs.root(), info.model, info.num_classes as i64).with_pool(info.pool);
     load_vars(&mut vs, &dir.join("model.safetensors"))?;
     Ok((vs, model, info, dir))
 }

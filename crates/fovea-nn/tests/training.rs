@@ -228,9 +228,17 @@ fn evaluation_files_agree_with_each_other() {
         "thresholds.json",
         "model/model.safetensors",
         "model/model.toml",
+        "val_ranking.csv",
+        "plots/loss.png",
+        "plots/loss.svg",
+        "plots/macro_f1.png",
+        "plots/per_class_f1.svg",
+        "plots/val_ap.png",
     ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
+    let png = image::open(run.join("plots/per_class_f1.png")).unwrap();
+    assert!(png.width() >= 400 && png.height() >= 200);
     let out = tmp.path().join("eval");
     fovea_nn::eval::evaluate(&run, &st, Split::Test, &out, Device::Cpu, 32).unwrap();
     // Recompute metrics.json from predictions.csv and thresholds.json alone.

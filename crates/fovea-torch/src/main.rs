@@ -3,6 +3,7 @@
 //! can be loaded before handing these commands over, so users see a clear message rather
 //! than a loader error. Run through `fovea`, e.g. `fovea bench train`.
 
+mod maps_cmd;
 mod train_cmd;
 
 use std::process::ExitCode;
@@ -33,6 +34,13 @@ enum Command {
     Train(train_cmd::TrainArgs),
     /// Evaluate a run's best model on a split of a patch store.
     Eval(train_cmd::EvalArgs),
+    /// Lesion maps of photographs: heatmaps, overlays, regions.
+    Predict(maps_cmd::PredictArgs),
+    /// Pixel-level AUPR / AUROC of a run's maps against a dataset's masks.
+    #[command(name = "eval-maps")]
+    EvalMaps(maps_cmd::EvalMapsArgs),
+    /// A run's model as TorchScript, for PyTorch / LibTorch without Fovea.
+    Export(maps_cmd::ExportArgs),
     /// Model throughput benchmarks.
     #[command(subcommand)]
     Bench(Bench),
@@ -45,6 +53,8 @@ enum Bench {
     Train(BenchArgs),
     /// Forward passes (evaluation mode) on random data; ends with `samples_per_s <X>`.
     Infer(BenchArgs),
+    /// Lesion maps of one photograph: dense against window-by-window, agreement, memory.
+    Maps(maps_cmd::BenchMapsArgs),
 }
 
 #[derive(clap::Args)]
@@ -70,6 +80,7 @@ fn bench(b: Bench) -> Result<()> {
     let (train, a) = match b {
         Bench::Train(a) => (true, a),
         Bench::Infer(a) => (false, a),
+        Bench::Maps(a) => return maps_cmd::bench_maps(a),
     };
     let kind = ModelKind::parse(&a.model)
         .with_context(|| format!("--model '{}' is not resnet18 or cnn", a.model))?;
@@ -110,6 +121,9 @@ fn main() -> ExitCode {
         Command::Bench(b) => bench(b),
         Command::Train(a) => train_cmd::train(a, cli.threads),
         Command::Eval(a) => train_cmd::eval(a),
+        Command::Predict(a) => maps_cmd::predict(a),
+        Command::EvalMaps(a) => maps_cmd::eval_maps_cmd(a),
+        Command::Export(a) => maps_cmd::export(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,6 +29,13 @@ pub struct TrainArgs {
     /// resnet18 (torchvision layout) or cnn (the report's shallow baseline) [default: resnet18].
     #[arg(long)]
     model: Option<String>,
+    /// Mixed precision on CUDA: off or fp16 (autocast, dynamic loss scaling) [default: off].
+    #[arg(long)]
+    amp: Option<String>,
+    /// Global pooling before the classifier: avg (torchvision's) or max (keeps the signal
+    /// of lesions of a few pixels) [default: avg].
+    #[arg(long)]
+    pool: Option<String>,
     /// torchvision ResNet-18 ImageNet weights (.pth/.pt/.safetensors); fc is replaced.
     #[arg(long, value_name = "FILE")]
     pretrained: Option<PathBuf>,
@@ -76,6 +83,13 @@ fn resolve(a: &TrainArgs, threads: Option<usize>) -> Result<TrainSettings> {
     if let Some(m) = &a.model {
         s.model =
             ModelKind::parse(m).with_context(|| format!("--model '{m}' is not resnet18 or cnn"))?;
+    }
+    if let Some(m) = &a.amp {
+        s.amp = fovea_nn::amp::Amp::parse(m).with_context(|| format!("--amp '{m}' is not off or fp16"))?;
+    }
+    if let Some(p) = &a.pool {
+        s.pool = fovea_nn::models::Pool::parse(p)
+            .with_context(|| format!("--pool '{p}' is not avg or max"))?;
     }
     if let Some(v) = &a.pretrained {
         s.pretrained = Some(v.clone());

@@ -21,6 +21,10 @@ pub enum Bench {
     /// Forward passes of a model on random data, samples/s (`fovea bench infer --help`).
     #[command(disable_help_flag = true)]
     Infer(crate::Passthrough),
+    /// Lesion maps of one photograph: dense against window-by-window at the same stride,
+    /// their agreement, peak memory (`fovea bench maps --help`).
+    #[command(disable_help_flag = true)]
+    Maps(crate::Passthrough),
     /// The input pipeline alone (memory-mapped reads, augmentation, batching), samples/s.
     Pipeline(super::bench_pipeline::PipelineArgs),
 }
@@ -69,6 +73,7 @@ pub fn run(b: Bench, threads: Option<usize>) -> Result<()> {
         Bench::Extract(a) => bench_extract(a),
         Bench::Train(p) => p.hand_over(threads, &["bench", "train"]),
         Bench::Infer(p) => p.hand_over(threads, &["bench", "infer"]),
+        Bench::Maps(p) => p.hand_over(threads, &["bench", "maps"]),
         Bench::Pipeline(a) => super::bench_pipeline::run(a),
     }
 }

@@ -4,5 +4,6 @@ pub mod balance;
 pub mod bench;
 pub mod bench_pipeline;
 pub mod extract;
+pub mod report;
 pub mod stats;
 pub mod synth;

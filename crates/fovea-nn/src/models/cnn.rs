@@ -2,6 +2,7 @@
 //! convolution, batch normalisation, ReLU and 2x2 max pooling (32, 64, 128, 128 channels),
 //! global average pooling, dropout and a linear head.
 
+use super::Pool;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -9,6 +10,8 @@ use tch::Tensor;
 pub struct ShallowCnn {
     blocks: Vec<(nn::Conv2D, nn::BatchNorm)>,
     fc: nn::Linear,
+    /// Global pooling before `fc`.
+    pub pool: Pool,
 }
 
 /// Width of the pooled feature vector.
@@ -39,17 +42,28 @@ impl ShallowCnn {
         ShallowCnn {
             blocks,
             fc: nn::linear(vs / "fc", CNN_FEATURES, num_classes, Default::default()),
+            pool: Pool::Avg,
         }
     }
 
     /// Pooled features: `[B, 3, H, W]` -> `[B, 128]`.
-    pub fn features(&self, xs: &Tensor, train: bool) -> Tensor {
+    /// The last feature map: `[B, 3, H, W]` -> `[B, 128, H/16, W/16]`.
+    pub fn feature_map(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut ys = xs.shallow_clone();
         for (c, b) in &self.blocks {
             ys = ys.apply(c).apply_t(b, train).relu().max_pool2d_default(2);
         }
-        ys.adaptive_avg_pool2d([1, 1])
-            .flatten(1, -1)
+        ys
+    }
+
+    /// The `fc` layer.
+    pub fn fc(&self) -> &nn::Linear {
+        &self.fc
+    }
+
+    pub fn features(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.pool
+            .global(&self.feature_map(xs, train))
             .dropout(0.2, train)
     }
 }

@@ -6,6 +6,7 @@
 //! context models need the trunk's feature map and pooled vector, which tch's version does
 //! not expose; the layers themselves are tch's.
 
+use super::Pool;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -79,6 +80,8 @@ pub struct ResNet18 {
     bn1: nn::BatchNorm,
     layers: Vec<Vec<BasicBlock>>,
     fc: nn::Linear,
+    /// Global pooling before `fc` (torchvision: average).
+    pub pool: Pool,
 }
 
 /// Width of the pooled feature vector.
@@ -108,6 +111,7 @@ impl ResNet18 {
                 num_classes,
                 Default::default(),
             ),
+            pool: Pool::Avg,
         }
     }
 
@@ -126,11 +130,20 @@ impl ResNet18 {
         ys
     }
 
+    /// The classification head over a feature map: `[B, 512, h, w]` -> logits
+    /// `[B, num_classes]` (global average pooling, then `fc`).
+    pub fn head(&self, fm: &Tensor) -> Tensor {
+        self.pool.global(fm).apply(&self.fc)
+    }
+
+    /// The `fc` layer.
+    pub fn fc(&self) -> &nn::Linear {
+        &self.fc
+    }
+
     /// Pooled features: `[B, 3, H, W]` -> `[B, 512]`.
     pub fn features(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.feature_map(xs, train)
-            .adaptive_avg_pool2d([1, 1])
-            .flatten(1, -1)
+        self.pool.global(&self.feature_map(xs, train))
     }
 }
 

@@ -1,0 +1,189 @@
+//! Training curves of a run, from `RUN/metrics.csv` (and `RUN/val_ranking.csv` when it
+//! exists): loss, macro F1, F1 per lesion (train dashed, validation solid) and validation
+//! AP per lesion beside its prevalence (dotted), each written as `RUN/plots/NAME.png` and
+//! `RUN/plots/NAME.svg`. The training loop calls [`write_training_curves`] after every
+//! epoch; one epoch already gives readable plots (every point has a dot).
+
+use std::path::{Path, PathBuf};
+
+use fovea_metrics::{MetricsCsvRow, LESIONS};
+
+use crate::chart::{Axis, LineChart, Series, LESION_COLORS, NEUTRAL, SIZE, TRAIN_COLOR, VAL_COLOR};
+use crate::error::{ReportError, Result};
+use crate::fsio::write_atomic;
+use crate::training_log::{read_metrics_csv, read_val_ranking, RankingRow};
+
+/// Folder of the plots inside the run folder.
+pub const PLOTS_DIR: &str = "plots";
+
+/// A chart with its file stem (`loss`, `macro_f1`, `per_class_f1`, `val_ap`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedChart {
+    pub name: &'static str,
+    pub chart: LineChart,
+}
+
+/// (epoch, value) of the rows of one split.
+fn by_epoch(
+    rows: &[MetricsCsvRow],
+    split: &str,
+    f: impl Fn(&MetricsCsvRow) -> f64,
+) -> Vec<(f64, f64)> {
+    let mut v: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| r.split == split)
+        .map(|r| (r.epoch as f64, f(r)))
+        .collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v
+}
+
+/// Largest finite y over the series.
+fn y_max<'a>(series: impl IntoIterator<Item = &'a Series>) -> f64 {
+    series
+        .into_iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .filter(|y| y.is_finite())
+        .fold(0.0, f64::max)
+}
+
+/// A y axis for scores in [0, 1]: the whole range once values pass 0.6, else zoomed to
+/// a nice bound above the largest value (at least 0.05).
+fn score_axis(label: &str, max: f64) -> Axis {
+    if max > 0.6 {
+        Axis::unit(label)
+    } else {
+        Axis::zero_to(label, max.max(0.05))
+    }
+}
+
+/// Train (dashed) and validation (solid) series of one metric.
+fn split_pair(rows: &[MetricsCsvRow], f: impl Fn(&MetricsCsvRow) -> f64 + Copy) -> Vec<Series> {
+    vec![
+        Series::new("train", TRAIN_COLOR, by_epoch(rows, "train", f))
+            .dashed()
+            .with_markers(),
+        Series::new("validation", VAL_COLOR, by_epoch(rows, "val", f)).with_markers(),
+    ]
+}
+
+/// The charts of a training log: loss, macro F1, F1 per lesion, and validation AP when
+/// `ranking` is given. Empty when `rows` is.
+pub fn training_charts(rows: &[MetricsCsvRow], ranking: Option<&[RankingRow]>) -> Vec<NamedChart> {
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let last = rows
+        .iter()
+        .map(|r| r.epoch)
+        .chain(ranking.unwrap_or(&[]).iter().map(|r| r.epoch))
+        .max()
+        .unwrap_or(1);
+    let epochs = || Axis::epochs("epoch", last);
+    let mut out = Vec::new();
+
+    let loss = split_pair(rows, |r| r.loss);
+    out.push(NamedChart {
+        name: "loss",
+        chart: LineChart {
+            title: "Loss by epoch".into(),
+            x: epochs(),
+            y: Axis::zero_to("mean loss", y_max(&loss)),
+            series: loss,
+        },
+    });
+
+    let macro_f1 = split_pair(rows, |r| r.macro_f1);
+    out.push(NamedChart {
+        name: "macro_f1",
+        chart: LineChart {
+            title: "Macro F1 by epoch (threshold 0.5)".into(),
+            x: epochs(),
+            y: score_axis("macro F1", y_max(&macro_f1)),
+            series: macro_f1,
+        },
+    });
+
+    let mut per_class = Vec::new();
+    for (c, name) in LESIONS.iter().enumerate() {
+        let color = LESION_COLORS[c];
+        per_class.push(
+            Series::new(*name, color, by_epoch(rows, "train", |r| r.f1[c]))
+                .dashed()
+                .unlabelled(),
+        );
+        per_class
+            .push(Series::new(*name, color, by_epoch(rows, "val", |r| r.f1[c])).with_markers());
+    }
+    per_class.push(Series::new("train", NEUTRAL, vec![]).dashed());
+    per_class.push(Series::new("validation", NEUTRAL, vec![]));
+    out.push(NamedChart {
+        name: "per_class_f1",
+        chart: LineChart {
+            title: "F1 per lesion by epoch (threshold 0.5)".into(),
+            x: epochs(),
+            y: score_axis("F1", y_max(&per_class)),
+            series: per_class,
+        },
+    });
+
+    if let Some(ranking) = ranking.filter(|r| !r.is_empty()) {
+        let mut rk: Vec<&RankingRow> = ranking.iter().collect();
+        rk.sort_by_key(|r| r.epoch);
+        let mut series = Vec::new();
+        for (c, name) in LESIONS.iter().enumerate() {
+            let color = LESION_COLORS[c];
+            let ap = rk.iter().map(|r| (r.epoch as f64, r.ap[c])).collect();
+            let prev = rk
+                .iter()
+                .map(|r| (r.epoch as f64, r.prevalence[c]))
+                .collect();
+            series.push(Series::new(*name, color, ap).with_markers());
+            series.push(Series::new(*name, color, prev).dotted().unlabelled());
+        }
+        series.push(Series::new("prevalence", NEUTRAL, vec![]).dotted());
+        out.push(NamedChart {
+            name: "val_ap",
+            chart: LineChart {
+                title: "Validation average precision per lesion".into(),
+                x: epochs(),
+                y: score_axis("average precision", y_max(&series)),
+                series,
+            },
+        });
+    }
+    out
+}
+
+/// Reads `RUN/metrics.csv` (and `RUN/val_ranking.csv` if present) and writes
+/// `RUN/plots/{loss,macro_f1,per_class_f1[,val_ap]}.{png,svg}`, atomically; returns the
+/// files written. Errors: no or a malformed metrics.csv (the message names the file and
+/// line), a malformed val_ranking.csv, an unwritable plots folder. A metrics.csv with a
+/// header only writes nothing.
+pub fn write_training_curves(run: &Path) -> Result<Vec<PathBuf>> {
+    let metrics = run.join("metrics.csv");
+    if !metrics.is_file() {
+        return Err(ReportError::Missing {
+            path: metrics,
+            reason: "no training log here (`fovea train --out RUN` writes it)".into(),
+        });
+    }
+    let rows = read_metrics_csv(&metrics)?;
+    let ranking_path = run.join("val_ranking.csv");
+    let ranking = if ranking_path.is_file() {
+        Some(read_val_ranking(&ranking_path)?)
+    } else {
+        None
+    };
+    let dir = run.join(PLOTS_DIR);
+    let mut written = Vec::new();
+    for nc in training_charts(&rows, ranking.as_deref()) {
+        let png = dir.join(format!("{}.png", nc.name));
+        write_atomic(&png, &nc.chart.png(SIZE)?)?;
+        written.push(png);
+        let svg = dir.join(format!("{}.svg", nc.name));
+        write_atomic(&svg, nc.chart.svg(SIZE)?.as_bytes())?;
+        written.push(svg);
+    }
+    Ok(written)
+}

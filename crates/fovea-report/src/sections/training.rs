@@ -1,0 +1,74 @@
+//! Section "Training curves": the plots of [`crate::curves`] drawn inline as SVG from
+//! `RUN/metrics.csv` and `RUN/val_ranking.csv`, with the best validation epoch.
+
+use fovea_metrics::MetricsCsvRow;
+
+use super::Context;
+use crate::chart::SIZE;
+use crate::curves::training_charts;
+use crate::error::Result;
+use crate::page::{esc, num, svg_figure, Section};
+use crate::training_log::{read_metrics_csv, read_val_ranking};
+
+const ID: &str = "training";
+const TITLE: &str = "Training curves";
+
+pub fn section(ctx: &Context) -> Result<Section> {
+    let metrics = ctx.run.join("metrics.csv");
+    if !metrics.is_file() {
+        return Ok(Section::absent(
+            ID,
+            TITLE,
+            format!(
+                "No metrics.csv in {}: `fovea train --store STORE --out {}` writes it after every epoch.",
+                ctx.run.display(),
+                ctx.run.display()
+            ),
+        ));
+    }
+    let rows = read_metrics_csv(&metrics)?;
+    let ranking_path = ctx.run.join("val_ranking.csv");
+    let ranking = if ranking_path.is_file() {
+        Some(read_val_ranking(&ranking_path)?)
+    } else {
+        None
+    };
+    let charts = training_charts(&rows, ranking.as_deref());
+    if charts.is_empty() {
+        return Ok(Section::absent(
+            ID,
+            TITLE,
+            format!("{} has no epoch yet.", metrics.display()),
+        ));
+    }
+    let mut body = String::new();
+    let best = rows
+        .iter()
+        .filter(|r| r.split == "val" && r.macro_f1.is_finite())
+        .fold(None::<&MetricsCsvRow>, |b, r| match b {
+            Some(b) if b.macro_f1 >= r.macro_f1 => Some(b),
+            _ => Some(r),
+        });
+    let epochs = rows.iter().map(|r| r.epoch).max().unwrap_or(0);
+    body += &format!(
+        "<p class=\"note\">{epochs} epoch{} logged in <code>{}</code>",
+        if epochs == 1 { "" } else { "s" },
+        esc(&metrics.display().to_string())
+    );
+    if let Some(b) = best {
+        body += &format!(
+            "; best validation macro F1 {} at epoch {}",
+            num(b.macro_f1, 3),
+            b.epoch
+        );
+    }
+    body += ". F1 here is at threshold 0.5; dashed lines are the training split, solid the validation split.</p><div class=\"plots\">";
+    for nc in &charts {
+        body += &svg_figure(&nc.chart.svg(SIZE)?, &format!("plots/{}.svg", nc.name));
+    }
+    body += "</div>";
+    if ranking.is_none() {
+        body += "<p class=\"note\">No val_ranking.csv in the run, so no validation AP plot.</p>";
+    }
+    Ok(Section::shown(ID, TITLE, body))
+}
