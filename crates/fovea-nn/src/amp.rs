@@ -125,7 +125,8 @@ mod tests {
         assert_eq!((s.scale, s.good_steps), (16.0, 0));
         // An infinite gradient: not finite, scale halves.
         let q = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
-        s.scale_loss(&(&q * f64::INFINITY).sum(Kind::Float)).backward();
+        s.scale_loss(&(&q * f64::INFINITY).sum(Kind::Float))
+            .backward();
         assert!(!s.unscale(std::slice::from_ref(&q)));
         s.update(false);
         assert_eq!((s.scale, s.good_steps), (8.0, 0));

@@ -200,15 +200,9 @@ pub fn dense_window_probs(
                 );
                 // Skip the tile unless one of its grid windows is in the field of view.
                 let any = (q0r..q1r).filter(|q| q % step == 0).any(|qy| {
-                    (q0c..q1c).filter(|q| q % step == 0).any(|qx| {
-                        has_fov(
-                            fov,
-                            qx as u32 * fs,
-                            qy as u32 * fs,
-                            s.patch,
-                            s.patch,
-                        )
-                    })
+                    (q0c..q1c)
+                        .filter(|q| q % step == 0)
+                        .any(|qx| has_fov(fov, qx as u32 * fs, qy as u32 * fs, s.patch, s.patch))
                 });
                 if !any {
                     continue;

@@ -77,7 +77,9 @@ pub fn load_cuda_backend() -> Result<(), String> {
                         std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned()
                     }
                 };
-                Err(format!("libtorch's CUDA backend could not be loaded: {msg}"))
+                Err(format!(
+                    "libtorch's CUDA backend could not be loaded: {msg}"
+                ))
             } else {
                 Ok(())
             }

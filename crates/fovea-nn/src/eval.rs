@@ -37,7 +37,8 @@ pub fn evaluate(
     let thresholds = ThresholdsFile::read(&run.join("thresholds.json"))
         .map_err(|e| e.to_string())?
         .to_array();
-    let (ids, truth, probs, _) = predict_split(&model, &store, split, None, batch_size, 2, device, None)?;
+    let (ids, truth, probs, _) =
+        predict_split(&model, &store, split, None, batch_size, 2, device, None)?;
     if ids.is_empty() {
         return Err(format!(
             "{}: split '{split}' has no non-black patch",

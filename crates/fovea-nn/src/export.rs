@@ -30,8 +30,10 @@ pub fn trace(rm: &RunModel) -> Result<CModule, String> {
         let x = (&inputs[0] - &mean) / &std;
         vec![rm.model.forward_t(&x, false)]
     };
-    tch::no_grad(|| CModule::create_by_tracing("FoveaClassifier", "forward", &[example], &mut forward))
-        .map_err(|e| format!("tracing the model of {}: {e}", rm.run.display()))
+    tch::no_grad(|| {
+        CModule::create_by_tracing("FoveaClassifier", "forward", &[example], &mut forward)
+    })
+    .map_err(|e| format!("tracing the model of {}: {e}", rm.run.display()))
 }
 
 /// Writes the TorchScript module to `out` atomically; returns its size in bytes.
@@ -44,7 +46,10 @@ pub fn export_torchscript(rm: &RunModel, out: &Path) -> Result<u64, String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model.pt".into());
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let tmp = dir.join(format!(".{name}.partial"));
     module

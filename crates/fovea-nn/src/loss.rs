@@ -157,7 +157,7 @@ impl Loss {
             }
         }
         if let Some(m) = &self.class_mult {
-            loss = loss * m;
+            loss *= m;
         }
         loss.mean(Kind::Float)
     }

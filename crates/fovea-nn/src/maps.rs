@@ -278,12 +278,15 @@ pub fn eval_maps(
         observer.image_start(k, records.len(), &rec.id);
         let t0 = Instant::now();
         let sample = fovea_data::io::load_sample(rec).map_err(|e| e.to_string())?;
-        let given = maps.map(|m| m.join(&rec.id)).filter(|d| d.join("summary.json").exists());
+        let given = maps
+            .map(|m| m.join(&rec.id))
+            .filter(|d| d.join("summary.json").exists());
         let (heatmap, probs) = match given {
             Some(dir) => {
                 let sum = MapSummary::read(dir.join("summary.json")).map_err(|e| e.to_string())?;
-                let hm = Heatmap::read_npy(dir.join("heatmap.npy"), sum.width, sum.height, sum.stride)
-                    .map_err(|e| e.to_string())?;
+                let hm =
+                    Heatmap::read_npy(dir.join("heatmap.npy"), sum.width, sum.height, sum.stride)
+                        .map_err(|e| e.to_string())?;
                 let p: [f32; 4] = std::array::from_fn(|c| {
                     sum.image_probability
                         .get(fovea_data::LESIONS[c].code())
@@ -293,14 +296,9 @@ pub fn eval_maps(
                 (hm, p)
             }
             None => {
-                let m = map_photograph(
-                    rm,
-                    &sample.rgb,
-                    &rec.id,
-                    &rec.image,
-                    s,
-                    &mut |d, t| observer.tile(d, t),
-                )?;
+                let m = map_photograph(rm, &sample.rgb, &rec.id, &rec.image, s, &mut |d, t| {
+                    observer.tile(d, t)
+                })?;
                 write_maps(
                     &maps_out.join(&rec.id),
                     &m,

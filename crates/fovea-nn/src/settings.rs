@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use fovea_loader::AugmentSettings;
 use serde::{Deserialize, Serialize};
 
+use crate::amp::Amp;
 use crate::device::DeviceChoice;
 use crate::loss::LossSettings;
-use crate::amp::Amp;
 use crate::models::{ModelKind, Pool};
 
 /// Everything that decides a training run.
@@ -214,7 +214,7 @@ impl TrainSettings {
                 format!("{} must be >= 0", d.healthy_ratio),
             );
         }
-        if !(d.target_factor >= 1.0) {
+        if d.target_factor.is_nan() || d.target_factor < 1.0 {
             return bad(
                 "data.target_factor",
                 format!("{} must be >= 1", d.target_factor),

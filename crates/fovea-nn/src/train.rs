@@ -14,19 +14,19 @@ use std::time::Instant;
 use fovea_data::Split;
 use fovea_loader::{Loader, LoaderSettings, Order, Sampler, Selection};
 use fovea_metrics::{
-    average_precision, multilabel_metrics, roc_auc, tune_thresholds, MetricsCsvRow, MultiLabelMetrics, ThresholdsFile,
-    METRICS_CSV_HEADER,
+    average_precision, multilabel_metrics, roc_auc, tune_thresholds, MetricsCsvRow,
+    MultiLabelMetrics, ThresholdsFile, METRICS_CSV_HEADER,
 };
 use fovea_store::balance::{report_policy, stratified_sample, weighted_policy};
 use fovea_store::Store;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
+use crate::amp::Amp;
 use crate::checkpoint::{
     checkpoint_dir, latest_checkpoint, load_vars, prune_checkpoints, read_state, read_tensors,
     save_vars, write_dir_atomic, write_file_atomic, ModelInfo, TrainState, VAL_RANKING_HEADER,
 };
-use crate::amp::Amp;
 use crate::loss::Loss;
 use crate::models::Classifier;
 use crate::optim::Adam;
@@ -114,6 +114,9 @@ fn training_sampler(store: &Store, s: &TrainSettings) -> TrainResult<Sampler> {
     )
 }
 
+/// Patch ids, truth `[N][4]`, sigmoid probabilities `[N][4]` and mean loss.
+pub type SplitPredictions = (Vec<u64>, Vec<[u8; 4]>, Vec<[f32; 4]>, f64);
+
 /// Sigmoid probabilities `[N][4]`, truth, and mean loss of `model` over the non-black
 /// patches of `split` (or only `patches` of it), in index order.
 #[allow(clippy::too_many_arguments)]
@@ -126,7 +129,7 @@ pub fn predict_split(
     workers: usize,
     device: Device,
     loss: Option<&Loss>,
-) -> TrainResult<(Vec<u64>, Vec<[u8; 4]>, Vec<[f32; 4]>, f64)> {
+) -> TrainResult<SplitPredictions> {
     let sampler = match patches {
         None => Sampler::in_order(&store.rows, split),
         Some(ids) => Sampler::new(
@@ -197,7 +200,9 @@ pub fn train(
         .ok_or("no patch store: give --store STORE")?;
     let device = settings.device.resolve()?;
     if settings.amp != Amp::Off && device == Device::Cpu {
-        return Err("amp = \"fp16\" is CUDA autocast: it needs --device cuda (or auto with a GPU)".into());
+        return Err(
+            "amp = \"fp16\" is CUDA autocast: it needs --device cuda (or auto with a GPU)".into(),
+        );
     }
     crate::device::set_threads(settings.threads);
     let store = Arc::new(Store::open(&store_dir).map_err(|e| e.to_string())?);
@@ -501,7 +506,9 @@ fn ranking_metrics(truth: &[[u8; 4]], probs: &[[f32; 4]]) -> TrainResult<[[f64; 
         let t: Vec<u8> = truth.iter().map(|r| r[c]).collect();
         let p: Vec<f32> = probs.iter().map(|r| r[c]).collect();
         out[0][c] = average_precision(&t, &p).map_err(|e| e.to_string())?;
-        out[1][c] = roc_auc(&t, &p).map_err(|e| e.to_string())?.unwrap_or(f64::NAN);
+        out[1][c] = roc_auc(&t, &p)
+            .map_err(|e| e.to_string())?
+            .unwrap_or(f64::NAN);
         out[2][c] = t.iter().map(|&v| v as f64).sum::<f64>() / t.len().max(1) as f64;
     }
     Ok(out)

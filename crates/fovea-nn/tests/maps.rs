@@ -10,7 +10,9 @@ use fovea_maps::{Heatmap, MapSummary, PixelMetrics};
 use fovea_metrics::ThresholdsFile;
 use fovea_nn::checkpoint::{save_vars, ModelInfo};
 use fovea_nn::dense::{agreement, dense_window_probs, windowed_probs, DenseSettings};
-use fovea_nn::maps::{eval_maps, map_photograph, write_maps, MapMode, MapSettings, MapsObserver, RunModel};
+use fovea_nn::maps::{
+    eval_maps, map_photograph, write_maps, MapMode, MapSettings, MapsObserver, RunModel,
+};
 use fovea_nn::models::{Classifier, ModelKind, Pool};
 use fovea_nn::train::{IMAGENET_MEAN, IMAGENET_STD};
 use image::RgbImage;
@@ -42,7 +44,11 @@ fn make_run(dir: &Path, kind: ModelKind, pool: Pool, patch: usize) -> PathBuf {
         epoch: 1,
         val_macro_f1: 0.0,
     };
-    std::fs::write(model_dir.join("model.toml"), toml::to_string(&info).unwrap()).unwrap();
+    std::fs::write(
+        model_dir.join("model.toml"),
+        toml::to_string(&info).unwrap(),
+    )
+    .unwrap();
     ThresholdsFile::from([0.5, 0.5, 0.5, 0.5])
         .write(&run.join("thresholds.json"))
         .unwrap();
@@ -98,7 +104,8 @@ fn one_window_dense_equals_classifying_the_window() {
         // A 64x64 photograph is exactly one window: both paths see the same pixels.
         let crop = image::imageops::crop_imm(&rgb, 96, 64, 64, 64).to_image();
         let s = dense_settings(&rm, 32, 48, 32);
-        let d = dense_window_probs(&rm.model, &crop, None, &s, Device::Cpu, &mut |_, _| {}).unwrap();
+        let d =
+            dense_window_probs(&rm.model, &crop, None, &s, Device::Cpu, &mut |_, _| {}).unwrap();
         let w = windowed_probs(&rm.model, &crop, None, &s, Device::Cpu, &mut |_, _| {}).unwrap();
         assert_eq!((d.rows, d.cols), (1, 1));
         for c in 0..4 {
@@ -118,8 +125,11 @@ fn tiles_with_enough_context_equal_one_pass() {
     // what one pass over the whole photograph gives.
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let rm = RunModel::load(&make_run(dir.path(), ModelKind::Cnn, Pool::Max, 64), Device::Cpu)
-        .unwrap();
+    let rm = RunModel::load(
+        &make_run(dir.path(), ModelKind::Cnn, Pool::Max, 64),
+        Device::Cpu,
+    )
+    .unwrap();
     let data = synth(dir.path(), 1, 320, 240);
     let (rgb, _) = photo(&data);
     let whole = dense_window_probs(
@@ -157,13 +167,17 @@ fn dense_windows_agree_with_window_by_window() {
     // misalignment would.
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let rm = RunModel::load(&make_run(dir.path(), ModelKind::Cnn, Pool::Avg, 64), Device::Cpu)
-        .unwrap();
+    let rm = RunModel::load(
+        &make_run(dir.path(), ModelKind::Cnn, Pool::Avg, 64),
+        Device::Cpu,
+    )
+    .unwrap();
     let data = synth(dir.path(), 1, 384, 288);
     let (rgb, _) = photo(&data);
     let s = dense_settings(&rm, 32, 48, 32);
     let fov = fovea_data::fov_grid(&rgb, &Default::default());
-    let d = dense_window_probs(&rm.model, &rgb, Some(&fov), &s, Device::Cpu, &mut |_, _| {}).unwrap();
+    let d =
+        dense_window_probs(&rm.model, &rgb, Some(&fov), &s, Device::Cpu, &mut |_, _| {}).unwrap();
     let w = windowed_probs(&rm.model, &rgb, Some(&fov), &s, Device::Cpu, &mut |_, _| {}).unwrap();
     assert_eq!(d.computed, w.computed);
     let a = agreement(&d, &w).unwrap();
@@ -179,7 +193,10 @@ fn dense_windows_agree_with_window_by_window() {
     eprintln!("aligned {a:?}\nshifted {b:?}");
     for c in 0..4 {
         assert!(a.correlation[c] > 0.9, "lesion {c}: {a:?}");
-        assert!(a.mean_abs_diff[c] < b.mean_abs_diff[c], "lesion {c}: {a:?} vs {b:?}");
+        assert!(
+            a.mean_abs_diff[c] < b.mean_abs_diff[c],
+            "lesion {c}: {a:?} vs {b:?}"
+        );
     }
 }
 
@@ -187,8 +204,11 @@ fn dense_windows_agree_with_window_by_window() {
 fn predict_writes_the_contract_files() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let rm = RunModel::load(&make_run(dir.path(), ModelKind::Cnn, Pool::Max, 64), Device::Cpu)
-        .unwrap();
+    let rm = RunModel::load(
+        &make_run(dir.path(), ModelKind::Cnn, Pool::Max, 64),
+        Device::Cpu,
+    )
+    .unwrap();
     let data = synth(dir.path(), 1, 300, 200);
     let (rgb, path) = photo(&data);
     let s = MapSettings {
@@ -234,8 +254,11 @@ fn predict_writes_the_contract_files() {
 fn dense_refuses_a_stride_off_the_feature_grid() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let rm = RunModel::load(&make_run(dir.path(), ModelKind::Resnet18, Pool::Avg, 64), Device::Cpu)
-        .unwrap();
+    let rm = RunModel::load(
+        &make_run(dir.path(), ModelKind::Resnet18, Pool::Avg, 64),
+        Device::Cpu,
+    )
+    .unwrap();
     let rgb = RgbImage::new(128, 128);
     let err = dense_window_probs(
         &rm.model,
@@ -246,10 +269,20 @@ fn dense_refuses_a_stride_off_the_feature_grid() {
         &mut |_, _| {},
     )
     .unwrap_err();
-    assert!(err.contains("multiples of the model's feature stride (32)"), "{err}");
+    assert!(
+        err.contains("multiples of the model's feature stride (32)"),
+        "{err}"
+    );
     // The window-by-window mode takes any stride.
-    let w = windowed_probs(&rm.model, &rgb, None, &dense_settings(&rm, 24, 48, 32), Device::Cpu, &mut |_, _| {})
-        .unwrap();
+    let w = windowed_probs(
+        &rm.model,
+        &rgb,
+        None,
+        &dense_settings(&rm, 24, 48, 32),
+        Device::Cpu,
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_eq!((w.rows, w.cols), (4, 4)); // ceil(64/24)+1
 }
 
@@ -295,7 +328,11 @@ fn eval_maps_scores_the_split_pixel_by_pixel() {
     for c in 0..4 {
         assert!((0.0..=1.0).contains(&m.aupr[c]));
     }
-    assert!(eval.join("maps").join(&m.per_image[0].image_id).join("summary.json").exists());
+    assert!(eval
+        .join("maps")
+        .join(&m.per_image[0].image_id)
+        .join("summary.json")
+        .exists());
     // Scoring the maps just written gives the same numbers.
     let again = eval_maps(
         &rm,
@@ -316,7 +353,10 @@ fn exported_torchscript_matches_the_run_model() {
     use tch::nn::ModuleT;
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    for (kind, pool) in [(ModelKind::Resnet18, Pool::Avg), (ModelKind::Cnn, Pool::Max)] {
+    for (kind, pool) in [
+        (ModelKind::Resnet18, Pool::Avg),
+        (ModelKind::Cnn, Pool::Max),
+    ] {
         let rm = RunModel::load(&make_run(dir.path(), kind, pool, 64), Device::Cpu).unwrap();
         let file = dir.path().join(format!("{kind:?}.pt"));
         let bytes = fovea_nn::export::export_torchscript(&rm, &file).unwrap();

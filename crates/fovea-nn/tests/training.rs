@@ -97,9 +97,17 @@ fn a_small_model_overfits_a_small_store() {
     let model = fovea_nn::models::Classifier::new(&vs.root(), ModelKind::Cnn, 4);
     fovea_nn::checkpoint::load_vars(&mut vs, &checkpoint_dir(&run, 40).join("model.safetensors"))
         .unwrap();
-    let (_, truth, probs, _) =
-        fovea_nn::train::predict_split(&model, &store, Split::Train, None, 64, 1, Device::Cpu, None)
-            .unwrap();
+    let (_, truth, probs, _) = fovea_nn::train::predict_split(
+        &model,
+        &store,
+        Split::Train,
+        None,
+        64,
+        1,
+        Device::Cpu,
+        None,
+    )
+    .unwrap();
     let m = fovea_metrics::multilabel_metrics(&truth, &probs, [0.5; 4]).unwrap();
     assert!(
         m.micro_f1 > 0.9,

@@ -230,7 +230,11 @@ pub fn stratified_sample(rows: &[PatchRow], split: Split, size: usize, seed: u64
     let mut out = Vec::with_capacity(size + groups.len());
     for g in groups.iter().filter(|g| !g.is_empty()) {
         let k = ((g.len() as f64 * frac).round() as usize).clamp(1, g.len());
-        out.extend(sample_indices(&mut rng, g.len(), k).into_iter().map(|i| g[i]));
+        out.extend(
+            sample_indices(&mut rng, g.len(), k)
+                .into_iter()
+                .map(|i| g[i]),
+        );
     }
     out.sort_unstable();
     out
@@ -348,10 +352,16 @@ mod tests {
         assert!((195..=205).contains(&s.len()), "{}", s.len());
         assert!(s.windows(2).all(|w| w[0] < w[1]));
         assert!(s.iter().all(|&i| !rows[i as usize].black));
-        let ma = s.iter().filter(|&&i| rows[i as usize].labels[0] != 0).count();
+        let ma = s
+            .iter()
+            .filter(|&&i| rows[i as usize].labels[0] != 0)
+            .count();
         assert!((17..=23).contains(&ma), "{ma}");
         // The rare combination (HE only) keeps at least one patch.
         assert!(s.iter().any(|&i| rows[i as usize].labels[1] != 0));
-        assert_eq!(stratified_sample(&rows, Split::Val, 0, 5).len(), rows.iter().filter(|r| !r.black).count());
+        assert_eq!(
+            stratified_sample(&rows, Split::Val, 0, 5).len(),
+            rows.iter().filter(|r| !r.black).count()
+        );
     }
 }

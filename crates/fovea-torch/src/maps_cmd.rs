@@ -234,10 +234,7 @@ pub fn eval_maps_cmd(a: EvalMapsArgs) -> Result<()> {
             m.image_level.f1[i]
         );
     }
-    println!(
-        "wrote {}/pixel_metrics.json and maps/",
-        a.out.display()
-    );
+    println!("wrote {}/pixel_metrics.json and maps/", a.out.display());
     Ok(())
 }
 
@@ -287,10 +284,12 @@ pub fn bench_maps(a: BenchMapsArgs) -> Result<()> {
     let fov = fovea_data::fov_grid(&rgb, &s.fov);
     let id = image_id_of(&a.image);
     // Warm-up (allocator, kernels) on a small crop.
-    let small = image::imageops::crop_imm(&rgb, 0, 0, rgb.width().min(512), rgb.height().min(512)).to_image();
+    let small = image::imageops::crop_imm(&rgb, 0, 0, rgb.width().min(512), rgb.height().min(512))
+        .to_image();
     let _ = rm.windows(&small, None, &s, MapMode::Dense, &mut |_, _| {});
     let t0 = Instant::now();
-    let m = map_photograph(&rm, &rgb, &id, &a.image, &s, &mut |_, _| {}).map_err(anyhow::Error::msg)?;
+    let m =
+        map_photograph(&rm, &rgb, &id, &a.image, &s, &mut |_, _| {}).map_err(anyhow::Error::msg)?;
     let dense_s = t0.elapsed().as_secs_f64();
     println!(
         "dense: {}x{} photograph, windows {}x{} px every {} px ({} of {} in the field of view), heatmap cell {}: {dense_s:.2} s (including blending, field of view, regions)",

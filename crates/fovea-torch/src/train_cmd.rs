@@ -85,7 +85,8 @@ fn resolve(a: &TrainArgs, threads: Option<usize>) -> Result<TrainSettings> {
             ModelKind::parse(m).with_context(|| format!("--model '{m}' is not resnet18 or cnn"))?;
     }
     if let Some(m) = &a.amp {
-        s.amp = fovea_nn::amp::Amp::parse(m).with_context(|| format!("--amp '{m}' is not off or fp16"))?;
+        s.amp = fovea_nn::amp::Amp::parse(m)
+            .with_context(|| format!("--amp '{m}' is not off or fp16"))?;
     }
     if let Some(p) = &a.pool {
         s.pool = fovea_nn::models::Pool::parse(p)

@@ -74,6 +74,8 @@ impl Pool {
     }
 }
 
+/// One per process: the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Classifier {
     Resnet18(ResNet18),
