@@ -62,14 +62,19 @@ impl BasicBlock {
         }
     }
 
+    /// In-place ReLUs and residual addition, as torchvision (`ReLU(inplace=True)`,
+    /// `out += identity`): no fresh activation-sized tensors for them (batch norm's backward
+    /// needs its input, not its output, so overwriting the output is safe).
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let ys = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu();
-        let ys = ys.apply(&self.conv2).apply_t(&self.bn2, train);
-        let short = match &self.downsample {
-            Some((c, b)) => xs.apply(c).apply_t(b, train),
-            None => xs.shallow_clone(),
-        };
-        (ys + short).relu()
+        let mut ys = xs.apply(&self.conv1).apply_t(&self.bn1, train);
+        let _ = ys.relu_();
+        let mut ys = ys.apply(&self.conv2).apply_t(&self.bn2, train);
+        match &self.downsample {
+            Some((c, b)) => ys += xs.apply(c).apply_t(b, train),
+            None => ys += xs,
+        }
+        let _ = ys.relu_();
+        ys
     }
 }
 
@@ -117,11 +122,9 @@ impl ResNet18 {
 
     /// The trunk's last feature map: `[B, 3, H, W]` -> `[B, 512, H/32, W/32]`.
     pub fn feature_map(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut ys = xs
-            .apply(&self.conv1)
-            .apply_t(&self.bn1, train)
-            .relu()
-            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let mut ys = xs.apply(&self.conv1).apply_t(&self.bn1, train);
+        let _ = ys.relu_();
+        let mut ys = ys.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for layer in &self.layers {
             for block in layer {
                 ys = block.forward_t(&ys, train);
