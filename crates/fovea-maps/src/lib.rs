@@ -13,6 +13,7 @@
 //! | [`legend`] | lesion colours and the overlay's legend |
 //! | [`overlay`] | `overlay.png` |
 //! | [`summary`] | `summary.json` and the image-level probability |
+//! | [`json`] | JSON files written atomically, read with the file named in errors |
 //! | [`pixel_eval`] | `pixel_metrics.json`: streaming pixel-level AUPR / AUROC |
 //!
 //! Lesions are always in the order MA, HE, EX, SE.
@@ -21,6 +22,7 @@ pub mod blend;
 pub mod error;
 pub mod grid;
 pub mod heatmap;
+pub mod json;
 pub mod legend;
 pub mod npy;
 pub mod overlay;

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{MapsError, Result};
 use crate::heatmap::{Heatmap, NUM_LESIONS};
+use crate::json::{read_json, write_json_atomic};
 
 /// Bins of the per-image histograms.
 pub const PER_IMAGE_BINS: usize = 1000;
@@ -234,27 +235,12 @@ impl PixelScorer {
 impl PixelMetrics {
     /// Writes `pixel_metrics.json` as pretty JSON, atomically.
     pub fn write_atomic(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let mut json = serde_json::to_vec_pretty(self).map_err(|source| MapsError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        json.push(b'\n');
-        fovea_store::store::write_atomic(path, &json)?;
-        Ok(())
+        write_json_atomic(self, path.as_ref())
     }
 
     /// Reads `pixel_metrics.json`; errors name the file.
     pub fn read(path: impl AsRef<Path>) -> Result<PixelMetrics> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| MapsError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_slice(&bytes).map_err(|source| MapsError::Json {
-            path: path.to_path_buf(),
-            source,
-        })
+        read_json(path.as_ref())
     }
 }
 

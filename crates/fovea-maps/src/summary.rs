@@ -12,6 +12,7 @@ use crate::blend::WindowWeight;
 use crate::error::{MapsError, Result};
 use crate::grid::WindowGrid;
 use crate::heatmap::NUM_LESIONS;
+use crate::json::{read_json, write_json_atomic};
 use crate::regions::Region;
 
 /// The summary of one photograph's lesion maps. Maps are keyed by lesion code
@@ -122,27 +123,12 @@ pub fn image_probability(
 impl MapSummary {
     /// Writes the summary as pretty JSON, atomically.
     pub fn write_atomic(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let mut json = serde_json::to_vec_pretty(self).map_err(|source| MapsError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        json.push(b'\n');
-        fovea_store::store::write_atomic(path, &json)?;
-        Ok(())
+        write_json_atomic(self, path.as_ref())
     }
 
     /// Reads a summary; errors name the file.
     pub fn read(path: impl AsRef<Path>) -> Result<MapSummary> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| MapsError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_slice(&bytes).map_err(|source| MapsError::Json {
-            path: path.to_path_buf(),
-            source,
-        })
+        read_json(path.as_ref())
     }
 }
 

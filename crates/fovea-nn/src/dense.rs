@@ -24,6 +24,7 @@
 //! Windows with no pixel in the field of view are not computed and get probability 0.
 
 use fovea_data::fov::FovGrid;
+use fovea_maps::WindowGrid;
 use image::RgbImage;
 use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
@@ -79,25 +80,23 @@ impl WindowProbs {
 /// Errors are one-line messages.
 pub type DenseResult<T> = Result<T, String>;
 
-/// Windows per axis for an image side `n` (see the module doc).
-pub fn windows_along(n: u32, patch: u32, stride: u32) -> usize {
-    (n.max(patch) - patch).div_ceil(stride) as usize + 1
-}
-
-fn check(s: &DenseSettings, rgb: &RgbImage) -> DenseResult<(usize, usize)> {
-    if s.patch == 0 || s.stride == 0 {
-        return Err(format!(
-            "window size {} and stride {} must be positive",
-            s.patch, s.stride
-        ));
+impl WindowProbs {
+    /// Nothing computed yet, on the photograph's window grid (`fovea_maps::WindowGrid`,
+    /// which also checks the sizes).
+    fn empty(rgb: &RgbImage, s: &DenseSettings) -> DenseResult<WindowProbs> {
+        let grid = WindowGrid::new(rgb.width(), rgb.height(), s.patch, s.stride)
+            .map_err(|e| e.to_string())?;
+        Ok(WindowProbs {
+            width: rgb.width(),
+            height: rgb.height(),
+            patch: s.patch,
+            stride: s.stride,
+            rows: grid.rows,
+            cols: grid.cols,
+            probs: vec![[0.0; 4]; grid.len()],
+            computed: vec![false; grid.len()],
+        })
     }
-    if rgb.width() == 0 || rgb.height() == 0 {
-        return Err("the photograph is empty".into());
-    }
-    Ok((
-        windows_along(rgb.height(), s.patch, s.stride),
-        windows_along(rgb.width(), s.patch, s.stride),
-    ))
 }
 
 /// A normalised `[1, 3, h, w]` crop of `rgb` with top-left `(x0, y0)` (which may lie
@@ -165,7 +164,8 @@ pub fn dense_window_probs(
     device: Device,
     progress: &mut dyn FnMut(usize, usize),
 ) -> DenseResult<WindowProbs> {
-    let (rows, cols) = check(s, rgb)?;
+    let mut out = WindowProbs::empty(rgb, s)?;
+    let (rows, cols) = (out.rows, out.cols);
     let fs = model.feature_stride();
     if s.patch % fs != 0 || s.stride % fs != 0 {
         return Err(format!(
@@ -184,16 +184,6 @@ pub fn dense_window_probs(
         ((qc - 1) as u32 * fs + s.patch) as i64,
         ((qr - 1) as u32 * fs + s.patch) as i64,
     );
-    let mut out = WindowProbs {
-        width: rgb.width(),
-        height: rgb.height(),
-        patch: s.patch,
-        stride: s.stride,
-        rows,
-        cols,
-        probs: vec![[0.0; 4]; rows * cols],
-        computed: vec![false; rows * cols],
-    };
     let fs64 = fs as i64;
     tch::no_grad(|| -> DenseResult<()> {
         for ti in 0..tr {
@@ -263,17 +253,8 @@ pub fn windowed_probs(
     device: Device,
     progress: &mut dyn FnMut(usize, usize),
 ) -> DenseResult<WindowProbs> {
-    let (rows, cols) = check(s, rgb)?;
-    let mut out = WindowProbs {
-        width: rgb.width(),
-        height: rgb.height(),
-        patch: s.patch,
-        stride: s.stride,
-        rows,
-        cols,
-        probs: vec![[0.0; 4]; rows * cols],
-        computed: vec![false; rows * cols],
-    };
+    let mut out = WindowProbs::empty(rgb, s)?;
+    let (rows, cols) = (out.rows, out.cols);
     let todo: Vec<usize> = (0..rows * cols)
         .filter(|&g| {
             let (r, c) = (g / cols, g % cols);

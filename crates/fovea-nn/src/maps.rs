@@ -148,12 +148,6 @@ pub fn map_photograph(
     let windows = rm.windows(rgb, Some(&fov), s, s.mode, progress)?;
     let grid = WindowGrid::new(rgb.width(), rgb.height(), windows.patch, windows.stride)
         .map_err(|e| e.to_string())?;
-    if (grid.rows, grid.cols) != (windows.rows, windows.cols) {
-        return Err(format!(
-            "internal: window grid {}x{} differs from the maps' {}x{}",
-            windows.rows, windows.cols, grid.rows, grid.cols
-        ));
-    }
     let mut heatmap = blend(&grid, &windows.probs, s.cell, s.weight).map_err(|e| e.to_string())?;
     heatmap.zero_outside(&fov).map_err(|e| e.to_string())?;
     let probs = image_probability(&grid, &windows.probs, Some(&fov)).map_err(|e| e.to_string())?;
