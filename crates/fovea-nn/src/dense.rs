@@ -52,12 +52,8 @@ pub struct DenseSettings {
 /// Probabilities of every window of the grid.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WindowProbs {
-    pub width: u32,
-    pub height: u32,
-    pub patch: u32,
-    pub stride: u32,
-    pub rows: usize,
-    pub cols: usize,
+    /// The photograph's window grid.
+    pub grid: WindowGrid,
     /// `rows * cols`, row-major: sigmoid probabilities (0 for windows not computed).
     pub probs: Vec<[f32; 4]>,
     /// Whether the window has a pixel in the field of view (and so was computed).
@@ -87,14 +83,9 @@ impl WindowProbs {
         let grid = WindowGrid::new(rgb.width(), rgb.height(), s.patch, s.stride)
             .map_err(|e| e.to_string())?;
         Ok(WindowProbs {
-            width: rgb.width(),
-            height: rgb.height(),
-            patch: s.patch,
-            stride: s.stride,
-            rows: grid.rows,
-            cols: grid.cols,
             probs: vec![[0.0; 4]; grid.len()],
             computed: vec![false; grid.len()],
+            grid,
         })
     }
 }
@@ -165,7 +156,7 @@ pub fn dense_window_probs(
     progress: &mut dyn FnMut(usize, usize),
 ) -> DenseResult<WindowProbs> {
     let mut out = WindowProbs::empty(rgb, s)?;
-    let (rows, cols) = (out.rows, out.cols);
+    let (rows, cols) = (out.grid.rows, out.grid.cols);
     let fs = model.feature_stride();
     if s.patch % fs != 0 || s.stride % fs != 0 {
         return Err(format!(
@@ -254,7 +245,7 @@ pub fn windowed_probs(
     progress: &mut dyn FnMut(usize, usize),
 ) -> DenseResult<WindowProbs> {
     let mut out = WindowProbs::empty(rgb, s)?;
-    let (rows, cols) = (out.rows, out.cols);
+    let (rows, cols) = (out.grid.rows, out.grid.cols);
     let todo: Vec<usize> = (0..rows * cols)
         .filter(|&g| {
             let (r, c) = (g / cols, g % cols);

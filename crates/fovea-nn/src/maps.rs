@@ -11,7 +11,7 @@ use fovea_data::fov::{fov_grid, FovGrid, FovSettings};
 use fovea_data::{Dataset, Split};
 use fovea_maps::{
     blend, by_lesion, image_probability, overlay, presence, regions, write_png_atomic, Heatmap,
-    MapSummary, PixelMetrics, PixelScorer, WindowGrid, WindowWeight,
+    MapSummary, PixelMetrics, PixelScorer, WindowWeight,
 };
 use fovea_metrics::{ThresholdsFile, DEFAULT_BINS};
 use fovea_store::Store;
@@ -146,19 +146,18 @@ pub fn map_photograph(
     let t0 = Instant::now();
     let fov = fov_grid(rgb, &s.fov);
     let windows = rm.windows(rgb, Some(&fov), s, s.mode, progress)?;
-    let grid = WindowGrid::new(rgb.width(), rgb.height(), windows.patch, windows.stride)
-        .map_err(|e| e.to_string())?;
-    let mut heatmap = blend(&grid, &windows.probs, s.cell, s.weight).map_err(|e| e.to_string())?;
+    let grid = &windows.grid;
+    let mut heatmap = blend(grid, &windows.probs, s.cell, s.weight).map_err(|e| e.to_string())?;
     heatmap.zero_outside(&fov).map_err(|e| e.to_string())?;
-    let probs = image_probability(&grid, &windows.probs, Some(&fov)).map_err(|e| e.to_string())?;
+    let probs = image_probability(grid, &windows.probs, Some(&fov)).map_err(|e| e.to_string())?;
     let summary = MapSummary {
         image_id: image_id.to_string(),
         image: image.display().to_string(),
         width: rgb.width(),
         height: rgb.height(),
         stride: s.cell,
-        window_stride: windows.stride,
-        patch_size: windows.patch,
+        window_stride: grid.stride,
+        patch_size: grid.patch,
         window_weight: s.weight,
         model: rm.run.display().to_string(),
         thresholds: by_lesion(rm.thresholds),

@@ -107,7 +107,7 @@ fn one_window_dense_equals_classifying_the_window() {
         let d =
             dense_window_probs(&rm.model, &crop, None, &s, Device::Cpu, &mut |_, _| {}).unwrap();
         let w = windowed_probs(&rm.model, &crop, None, &s, Device::Cpu, &mut |_, _| {}).unwrap();
-        assert_eq!((d.rows, d.cols), (1, 1));
+        assert_eq!((d.grid.rows, d.grid.cols), (1, 1));
         for c in 0..4 {
             assert!(
                 (d.probs[0][c] - w.probs[0][c]).abs() < 1e-5,
@@ -152,7 +152,7 @@ fn tiles_with_enough_context_equal_one_pass() {
     )
     .unwrap();
     assert!(tiles_seen > 4, "{tiles_seen} tiles");
-    assert_eq!((whole.rows, whole.cols), (7, 9)); // ceil((240-64)/32)+1, ceil((320-64)/32)+1
+    assert_eq!((whole.grid.rows, whole.grid.cols), (7, 9)); // ceil((240-64)/32)+1, ceil((320-64)/32)+1
     let a = agreement(&whole, &tiled).unwrap();
     assert_eq!(a.windows, 63);
     for c in 0..4 {
@@ -183,10 +183,10 @@ fn dense_windows_agree_with_window_by_window() {
     let a = agreement(&d, &w).unwrap();
     // Shift the windowed result by one column: what a misaligned feature map would give.
     let mut shifted = w.clone();
-    for r in 0..w.rows {
-        for c in 1..w.cols {
-            shifted.probs[r * w.cols + c] = w.probs[r * w.cols + c - 1];
-            shifted.computed[r * w.cols + c] = w.computed[r * w.cols + c - 1];
+    for r in 0..w.grid.rows {
+        for c in 1..w.grid.cols {
+            shifted.probs[r * w.grid.cols + c] = w.probs[r * w.grid.cols + c - 1];
+            shifted.computed[r * w.grid.cols + c] = w.computed[r * w.grid.cols + c - 1];
         }
     }
     let b = agreement(&d, &shifted).unwrap();
@@ -283,7 +283,7 @@ fn dense_refuses_a_stride_off_the_feature_grid() {
         &mut |_, _| {},
     )
     .unwrap();
-    assert_eq!((w.rows, w.cols), (4, 4)); // ceil(64/24)+1
+    assert_eq!((w.grid.rows, w.grid.cols), (4, 4)); // ceil(64/24)+1
 }
 
 struct NoMapsProgress;

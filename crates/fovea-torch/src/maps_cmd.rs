@@ -295,9 +295,9 @@ pub fn bench_maps(a: BenchMapsArgs) -> Result<()> {
         "dense: {}x{} photograph, windows {}x{} px every {} px ({} of {} in the field of view), heatmap cell {}: {dense_s:.2} s (including blending, field of view, regions)",
         rgb.width(),
         rgb.height(),
-        m.windows.patch,
-        m.windows.patch,
-        m.windows.stride,
+        m.windows.grid.patch,
+        m.windows.grid.patch,
+        m.windows.grid.stride,
         m.windows.computed.iter().filter(|&&c| c).count(),
         m.windows.computed.len(),
         s.cell
