@@ -50,6 +50,10 @@ enum Command {
     /// IDRiD challenge's measure (`fovea eval-maps --help`).
     #[command(name = "eval-maps", disable_help_flag = true)]
     EvalMaps(Passthrough),
+    /// Train and test every whole-image-context variant (patch, concat, cross-attention,
+    /// attention-pool) on the same split, seeds and epochs (`fovea ablate --help`).
+    #[command(disable_help_flag = true)]
+    Ablate(Passthrough),
     /// Export a run's model as TorchScript for PyTorch / LibTorch (`fovea export --help`).
     #[command(disable_help_flag = true)]
     Export(Passthrough),
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
         Command::Predict(p) => p.hand_over(cli.threads, &["predict"]),
         Command::EvalMaps(p) => p.hand_over(cli.threads, &["eval-maps"]),
         Command::Export(p) => p.hand_over(cli.threads, &["export"]),
+        Command::Ablate(p) => p.hand_over(cli.threads, &["ablate"]),
         Command::Report(a) => cmd::report::run(a),
         Command::Bench(b) => cmd::bench::run(b, cli.threads),
     };

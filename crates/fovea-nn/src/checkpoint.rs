@@ -27,6 +27,9 @@ pub struct ModelInfo {
     /// The epoch (1-based) this model comes from, and its validation macro F1 at 0.5.
     pub epoch: usize,
     pub val_macro_f1: f64,
+    /// Whole-image context parts (older runs: the patch classifier alone).
+    #[serde(default)]
+    pub context: crate::context::ContextSpec,
 }
 
 /// `state.json` of a checkpoint: where training stands after a completed epoch.

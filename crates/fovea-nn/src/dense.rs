@@ -26,10 +26,9 @@
 use fovea_data::fov::FovGrid;
 use fovea_maps::WindowGrid;
 use image::RgbImage;
-use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
 
-use crate::models::Classifier;
+use crate::context::{FoveaModel, GlobalContext};
 
 /// How windows are laid out and computed.
 #[derive(Clone, Debug, PartialEq)]
@@ -145,10 +144,30 @@ fn probs_of(logits: &Tensor) -> DenseResult<Vec<f32>> {
     .map_err(|e| e.to_string())
 }
 
+/// Logits of window features `[N, C]` centred at `centres` (pixels) of the photograph
+/// whose global features are `global`.
+fn fused_logits(
+    model: &FoveaModel,
+    global: Option<&GlobalContext>,
+    feats: &Tensor,
+    centres: &[(f32, f32)],
+    device: Device,
+) -> DenseResult<Tensor> {
+    let g = global.ok_or_else(|| {
+        format!(
+            "fusion \"{}\" needs the photograph's global features",
+            model.fusion()
+        )
+    })?;
+    let ctx = g.batch(model, &vec![0; centres.len()], centres, device, false)?;
+    model.head(feats, Some(&ctx))
+}
+
 /// Window probabilities from the trunk run once per tile (see the module doc).
 /// `progress` is called with (tiles done, tiles).
 pub fn dense_window_probs(
-    model: &Classifier,
+    model: &FoveaModel,
+    global: Option<&GlobalContext>,
     rgb: &RgbImage,
     fov: Option<&FovGrid>,
     s: &DenseSettings,
@@ -157,7 +176,7 @@ pub fn dense_window_probs(
 ) -> DenseResult<WindowProbs> {
     let mut out = WindowProbs::empty(rgb, s)?;
     let (rows, cols) = (out.grid.rows, out.grid.cols);
-    let fs = model.feature_stride();
+    let fs = model.trunk.feature_stride();
     if s.patch % fs != 0 || s.stride % fs != 0 {
         return Err(format!(
             "dense maps need the window size ({}) and stride ({}) to be multiples of the model's feature stride ({fs}); use the window-by-window mode otherwise",
@@ -203,7 +222,31 @@ pub fn dense_window_probs(
                 let input = channels_last(
                     crop_tensor(rgb, cx0, cy0, cx1 - cx0, cy1 - cy0, s).to_device(device),
                 );
-                let logits = model.window_logits(&model.feature_map(&input, false), k);
+                let fm = model.trunk.feature_map(&input, false);
+                let logits = if model.needs_context() {
+                    // Window features, then the fused head with each window's centre.
+                    let wf = model.trunk.window_features(&fm, k);
+                    let (_, c, lh, lw) = wf.size4().map_err(|e| e.to_string())?;
+                    let feats = wf.permute([0, 2, 3, 1]).reshape([lh * lw, c]);
+                    let half = s.patch as f32 / 2.0;
+                    let mut centres = Vec::with_capacity((lh * lw) as usize);
+                    for t in 0..lh {
+                        for u in 0..lw {
+                            centres.push((
+                                (cx0 + u * fs64) as f32 + half,
+                                (cy0 + t * fs64) as f32 + half,
+                            ));
+                        }
+                    }
+                    let logits = fused_logits(model, global, &feats, &centres, device)?;
+                    logits
+                        .view([lh, lw, 4])
+                        .permute([2, 0, 1])
+                        .unsqueeze(0)
+                        .contiguous()
+                } else {
+                    model.trunk.window_logits(&fm, k)
+                };
                 // logits[0, :, t, u] is the window with origin (cx0 + u*fs, cy0 + t*fs).
                 let (_, _, lh, lw) = logits.size4().map_err(|e| e.to_string())?;
                 let p = probs_of(&logits)?; // [4][lh][lw]
@@ -237,7 +280,8 @@ pub fn dense_window_probs(
 
 /// Window probabilities, each window cropped and classified alone (the reference).
 pub fn windowed_probs(
-    model: &Classifier,
+    model: &FoveaModel,
+    global: Option<&GlobalContext>,
     rgb: &RgbImage,
     fov: Option<&FovGrid>,
     s: &DenseSettings,
@@ -270,7 +314,20 @@ pub fn windowed_probs(
                 })
                 .collect();
             let x = channels_last(Tensor::cat(&crops, 0).to_device(device));
-            let pr = probs_of(&model.forward_t(&x, false))?; // [B, 4]
+            let feats = model.features(&x, false);
+            let pr = if model.needs_context() {
+                let half = s.patch as f32 / 2.0;
+                let centres: Vec<(f32, f32)> = chunk
+                    .iter()
+                    .map(|&g| {
+                        let (r, c) = ((g / cols) as u32, (g % cols) as u32);
+                        ((c * s.stride) as f32 + half, (r * s.stride) as f32 + half)
+                    })
+                    .collect();
+                probs_of(&fused_logits(model, global, &feats, &centres, device)?)?
+            } else {
+                probs_of(&feats.apply(model.trunk.fc()))?
+            }; // [B, 4]
             for (i, &g) in chunk.iter().enumerate() {
                 out.probs[g] = std::array::from_fn(|c| pr[i * 4 + c]);
                 out.computed[g] = true;

@@ -13,7 +13,7 @@ use fovea_store::Store;
 use tch::Device;
 
 use crate::checkpoint::write_file_atomic;
-use crate::train::{load_run_model, predict_split, TrainResult};
+use crate::train::{load_run_model, predict_split, run_store_context, TrainResult};
 
 /// Evaluates the best model of `run` on `split` of `store_dir`, writing into `out`.
 pub fn evaluate(
@@ -24,8 +24,9 @@ pub fn evaluate(
     device: Device,
     batch_size: usize,
 ) -> TrainResult<MetricsReport> {
-    let (_vs, model, info, _) = load_run_model(run, device)?;
+    let (vs, model, info, _) = load_run_model(run, device)?;
     let store = Arc::new(Store::open(store_dir).map_err(|e| e.to_string())?);
+    let gctx = run_store_context(run, &model, &vs, &store, device)?;
     if store.settings.patch_size as usize != info.patch_size {
         let (sp, mp) = (store.settings.patch_size, info.patch_size);
         return Err(format!(
@@ -37,8 +38,17 @@ pub fn evaluate(
     let thresholds = ThresholdsFile::read(&run.join("thresholds.json"))
         .map_err(|e| e.to_string())?
         .to_array();
-    let (ids, truth, probs, _) =
-        predict_split(&model, &store, split, None, batch_size, 2, device, None)?;
+    let (ids, truth, probs, _) = predict_split(
+        &model,
+        gctx.as_ref(),
+        &store,
+        split,
+        None,
+        batch_size,
+        2,
+        device,
+        None,
+    )?;
     if ids.is_empty() {
         return Err(format!(
             "{}: split '{split}' has no non-black patch",

@@ -17,6 +17,13 @@ use crate::maps::RunModel;
 
 /// The traced forward pass of `rm` (on the CPU), normalisation included.
 pub fn trace(rm: &RunModel) -> Result<CModule, String> {
+    if rm.model.needs_context() {
+        return Err(format!(
+            "{}: fusion \"{}\" reads the whole photograph as well as the patch; export covers the patch-only and attention-pool models, whose patch head needs only the patch",
+            rm.run.display(),
+            rm.model.fusion()
+        ));
+    }
     let p = rm.info.patch_size as i64;
     let mean = Tensor::from_slice(&rm.info.mean).view([1, 3, 1, 1]);
     let std = Tensor::from_slice(&rm.info.std).view([1, 3, 1, 1]);
@@ -28,7 +35,7 @@ pub fn trace(rm: &RunModel) -> Result<CModule, String> {
     }
     let mut forward = |inputs: &[Tensor]| {
         let x = (&inputs[0] - &mean) / &std;
-        vec![rm.model.forward_t(&x, false)]
+        vec![rm.model.trunk.forward_t(&x, false)]
     };
     tch::no_grad(|| {
         CModule::create_by_tracing("FoveaClassifier", "forward", &[example], &mut forward)

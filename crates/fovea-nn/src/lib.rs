@@ -2,9 +2,11 @@
 //! torchvision's layout, a shallow CNN), losses (BCE, focal with per-class weights), Adam
 //! with savable state, and throughput benchmarks.
 
+pub mod ablation;
 pub mod amp;
 pub mod bench;
 pub mod checkpoint;
+pub mod context;
 pub mod dense;
 pub mod device;
 pub mod eval;

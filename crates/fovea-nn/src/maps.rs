@@ -19,8 +19,8 @@ use image::RgbImage;
 use tch::{nn, Device};
 
 use crate::checkpoint::ModelInfo;
+use crate::context::{FoveaModel, GlobalContext};
 use crate::dense::{dense_window_probs, windowed_probs, DenseSettings, WindowProbs};
-use crate::models::Classifier;
 use crate::settings::TrainSettings;
 use crate::train::load_run_model;
 
@@ -72,7 +72,7 @@ impl Default for MapSettings {
 pub struct RunModel {
     pub run: PathBuf,
     pub vs: nn::VarStore,
-    pub model: Classifier,
+    pub model: FoveaModel,
     pub info: ModelInfo,
     pub thresholds: [f64; 4],
     pub device: Device,
@@ -98,7 +98,7 @@ impl RunModel {
         DenseSettings {
             patch: self.info.patch_size as u32,
             stride: if s.stride == 0 {
-                self.model.feature_stride()
+                self.model.trunk.feature_stride()
             } else {
                 s.stride
             },
@@ -120,9 +120,20 @@ impl RunModel {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<WindowProbs, String> {
         let d = self.dense_settings(s);
+        // Fused variants see the whole photograph through the global encoder.
+        let g = if self.model.needs_context() {
+            Some(GlobalContext::photograph(&self.model, rgb, self.device)?)
+        } else {
+            None
+        };
+        let g = g.as_ref();
         match mode {
-            MapMode::Dense => dense_window_probs(&self.model, rgb, fov, &d, self.device, progress),
-            MapMode::Windowed => windowed_probs(&self.model, rgb, fov, &d, self.device, progress),
+            MapMode::Dense => {
+                dense_window_probs(&self.model, g, rgb, fov, &d, self.device, progress)
+            }
+            MapMode::Windowed => {
+                windowed_probs(&self.model, g, rgb, fov, &d, self.device, progress)
+            }
         }
     }
 }

@@ -11,6 +11,16 @@ use crate::checkpoint::read_tensors;
 
 /// Loads the trunk of `vs` from `path`; returns the number of tensors loaded.
 pub fn load_pretrained(vs: &mut nn::VarStore, path: &Path) -> Result<usize, String> {
+    load_pretrained_under(vs, "", path)
+}
+
+/// Loads the ResNet-18 trunk whose variables are named `prefix` + torchvision's names
+/// (`""` for the patch classifier, `"global."` for the whole-image encoder).
+pub fn load_pretrained_under(
+    vs: &mut nn::VarStore,
+    prefix: &str,
+    path: &Path,
+) -> Result<usize, String> {
     let mut named = read_tensors(path)?;
     // Weights saved from nn.DataParallel carry a "module." prefix.
     if named.keys().all(|k| k.starts_with("module.")) {
@@ -20,13 +30,25 @@ pub fn load_pretrained(vs: &mut nn::VarStore, path: &Path) -> Result<usize, Stri
             .collect();
     }
     let mut vars = vs.variables();
-    let mut names: Vec<String> = vars
-        .keys()
-        .filter(|k| !k.starts_with("fc."))
-        .cloned()
-        .collect();
+    let trunk = |k: &str| {
+        k.strip_prefix(prefix).is_some_and(|r| {
+            r.starts_with("conv1.") || r.starts_with("bn1.") || r.starts_with("layer")
+        })
+    };
+    let mut names: Vec<String> = vars.keys().filter(|k| trunk(k)).cloned().collect();
     names.sort();
-    let missing: Vec<&String> = names.iter().filter(|n| !named.contains_key(*n)).collect();
+    if names.is_empty() {
+        return Err(format!(
+            "{}: this model has no ResNet-18 trunk under '{prefix}' to load it into",
+            path.display()
+        ));
+    }
+    let file_name = |n: &str| n[prefix.len()..].to_string();
+    let missing: Vec<String> = names
+        .iter()
+        .map(|n| file_name(n))
+        .filter(|n| !named.contains_key(n))
+        .collect();
     if !missing.is_empty() {
         let list: Vec<&str> = missing.iter().take(5).map(|s| s.as_str()).collect();
         return Err(format!(
@@ -37,7 +59,10 @@ pub fn load_pretrained(vs: &mut nn::VarStore, path: &Path) -> Result<usize, Stri
         ));
     }
     for name in &names {
-        let (src, dst) = (&named[name], vars.get_mut(name).expect("listed"));
+        let (src, dst) = (
+            &named[&file_name(name)],
+            vars.get_mut(name).expect("listed"),
+        );
         if src.size() != dst.size() {
             return Err(format!(
                 "{}: tensor '{name}' has shape {:?}, ResNet-18 needs {:?}",

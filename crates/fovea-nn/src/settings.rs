@@ -7,6 +7,7 @@ use fovea_loader::AugmentSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::amp::Amp;
+use crate::context::ContextSettings;
 use crate::device::DeviceChoice;
 use crate::loss::LossSettings;
 use crate::models::{ModelKind, Pool};
@@ -39,6 +40,8 @@ pub struct TrainSettings {
     pub data: DataSettings,
     /// Stop when validation macro F1 has not improved for this many epochs (0 = never).
     pub patience: usize,
+    /// Whole-image context: global encoder, fusion variant, contrastive term.
+    pub context: ContextSettings,
 }
 
 impl Default for TrainSettings {
@@ -59,6 +62,7 @@ impl Default for TrainSettings {
             augment: AugmentSettings::default(),
             data: DataSettings::default(),
             patience: 5,
+            context: ContextSettings::default(),
         }
     }
 }
@@ -229,6 +233,7 @@ impl TrainSettings {
                 "ImageNet weights exist only for model = \"resnet18\"".into(),
             );
         }
+        self.context.validate()?;
         self.augment.validate().map_err(|e| e.to_string())
     }
 }

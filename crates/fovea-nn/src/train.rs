@@ -18,19 +18,21 @@ use fovea_metrics::{
     MultiLabelMetrics, ThresholdsFile, METRICS_CSV_HEADER,
 };
 use fovea_store::balance::{report_policy, stratified_sample, weighted_policy};
-use fovea_store::Store;
-use tch::nn::{self, ModuleT};
-use tch::{Device, Tensor};
+use fovea_store::{PatchRow, Store};
+use rand::seq::IndexedRandom;
+use rand::Rng;
+use tch::nn;
+use tch::{Device, Kind, Tensor};
 
 use crate::amp::Amp;
 use crate::checkpoint::{
     checkpoint_dir, latest_checkpoint, load_vars, prune_checkpoints, read_state, read_tensors,
     save_vars, write_dir_atomic, write_file_atomic, ModelInfo, TrainState, VAL_RANKING_HEADER,
 };
+use crate::context::{bag_loss, FoveaModel, GlobalContext};
 use crate::loss::Loss;
-use crate::models::Classifier;
 use crate::optim::Adam;
-use crate::pretrained::load_pretrained;
+use crate::pretrained::{load_pretrained, load_pretrained_under};
 use crate::settings::{Balance, TrainSettings};
 
 /// ImageNet normalisation (the loader applies it; recorded with the model).
@@ -114,6 +116,181 @@ fn training_sampler(store: &Store, s: &TrainSettings) -> TrainResult<Sampler> {
     )
 }
 
+/// The global context of a batch of store patches, for models that read it.
+fn context_of(
+    model: &FoveaModel,
+    gctx: Option<&GlobalContext>,
+    store: &Store,
+    patches: &[u64],
+    device: Device,
+    train: bool,
+) -> TrainResult<Option<crate::context::BatchContext>> {
+    if !model.needs_context() {
+        return Ok(None);
+    }
+    let g = gctx.ok_or_else(|| {
+        format!(
+            "fusion \"{}\" needs the photographs' global features",
+            model.fusion()
+        )
+    })?;
+    g.batch_of_rows(model, &store.rows, patches, device, train)
+        .map(Some)
+}
+
+/// The photographs of a store's patches, found in `dataset` (default: the dataset the
+/// store was extracted from): `(image id, path)` in id order.
+pub fn store_photographs(
+    store: &Store,
+    dataset: Option<&Path>,
+) -> TrainResult<Vec<(String, PathBuf)>> {
+    let dir = dataset
+        .map(Path::to_path_buf)
+        .or_else(|| store.settings.dataset.clone())
+        .ok_or_else(|| {
+            format!(
+                "{}: the store does not say which dataset it came from; give the photographs with context.dataset",
+                store.dir.display()
+            )
+        })?;
+    let ds = fovea_data::Dataset::open(&dir)
+        .map_err(|e| format!("whole-image context needs the photographs: {e}"))?;
+    let ids: std::collections::BTreeSet<&str> =
+        store.rows.iter().map(|r| r.image_id.as_str()).collect();
+    ids.into_iter()
+        .map(|id| {
+            ds.records
+                .iter()
+                .find(|r| r.id == id)
+                .map(|r| (id.to_string(), r.image.clone()))
+                .ok_or_else(|| {
+                    format!(
+                        "{}: photograph {id} of the store {} is not in this dataset",
+                        dir.display(),
+                        store.dir.display()
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The global features of every photograph of the store, cached under `cache`.
+pub fn store_context(
+    model: &FoveaModel,
+    vs: &nn::VarStore,
+    store: &Store,
+    settings: &crate::context::ContextSettings,
+    cache: &Path,
+    device: Device,
+    observer: &dyn TrainObserver,
+) -> TrainResult<Option<GlobalContext>> {
+    if !model.needs_context() {
+        return Ok(None);
+    }
+    let images = store_photographs(store, settings.dataset.as_deref())?;
+    let t0 = Instant::now();
+    let g = GlobalContext::build(
+        model,
+        vs,
+        &images,
+        settings.frozen,
+        settings.frozen.then_some(cache),
+        device,
+        &mut |_, _| {},
+    )?;
+    observer.message(&format!(
+        "global features of {} photographs ({} from the cache, {} computed) in {:.1} s",
+        images.len(),
+        g.cached,
+        g.computed,
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(Some(g))
+}
+
+/// The global features a trained run's model needs for the patches of `store` (none for
+/// the patch-only and attention-pool variants), with the run's context settings
+/// (`RUN/config.toml`) and cache (`RUN/global_cache` unless it set another).
+pub fn run_store_context(
+    run: &Path,
+    model: &FoveaModel,
+    vs: &nn::VarStore,
+    store: &Store,
+    device: Device,
+) -> TrainResult<Option<GlobalContext>> {
+    if !model.needs_context() {
+        return Ok(None);
+    }
+    let cfg = run.join("config.toml");
+    let settings = if cfg.exists() {
+        TrainSettings::from_toml_file(&cfg)?.context
+    } else {
+        Default::default()
+    };
+    let cache = settings
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| run.join("global_cache"));
+    store_context(model, vs, store, &settings, &cache, device, &Quiet)
+}
+
+/// Attention pooling's bags: the non-black training patches of each training photograph.
+struct Bags {
+    images: Vec<Vec<u64>>,
+    size: usize,
+}
+
+impl Bags {
+    fn new(rows: &[PatchRow], size: usize) -> Bags {
+        let mut by: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+        for r in rows.iter().filter(|r| r.split == Split::Train && !r.black) {
+            by.entry(r.image_id.as_str()).or_default().push(r.patch);
+        }
+        Bags {
+            images: by.into_values().collect(),
+            size,
+        }
+    }
+
+    /// The bag of step `step` of `epoch`: a seeded photograph and up to `size` of its
+    /// patches.
+    fn draw(&self, seed: u64, epoch: usize, step: usize) -> Vec<u64> {
+        const BAGS: u64 = 0x6261_6773; // "bags"
+        let mut rng = fovea_loader::rng::stream(seed, BAGS, epoch as u64, step as u64);
+        let img = &self.images[rng.random_range(0..self.images.len())];
+        let mut ids: Vec<u64> = img
+            .choose_multiple(&mut rng, self.size.min(img.len()))
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// Normalised patches `[N, 3, P, P]` of `ids` and their bag label (any patch positive).
+fn bag_batch(store: &Store, ids: &[u64], device: Device) -> TrainResult<(Tensor, Tensor)> {
+    let p = store.settings.patch_size as usize;
+    let n = 3 * p * p;
+    let mut buf = vec![0f32; ids.len() * n];
+    let mut lab = [0f32; 4];
+    for (i, &id) in ids.iter().enumerate() {
+        let src = store
+            .patches
+            .patch(id as usize)
+            .ok_or_else(|| format!("{}: no patch {id}", store.dir.display()))?;
+        fovea_loader::to_tensor_layout(src, p, &mut buf[i * n..(i + 1) * n]);
+        for (c, l) in lab.iter_mut().enumerate() {
+            *l = l.max(store.rows[id as usize].labels[c] as f32);
+        }
+    }
+    Ok((
+        Tensor::from_slice(&buf)
+            .view([ids.len() as i64, 3, p as i64, p as i64])
+            .to_device(device),
+        Tensor::from_slice(&lab).to_device(device),
+    ))
+}
+
 /// Patch ids, truth `[N][4]`, sigmoid probabilities `[N][4]` and mean loss.
 pub type SplitPredictions = (Vec<u64>, Vec<[u8; 4]>, Vec<[f32; 4]>, f64);
 
@@ -121,7 +298,8 @@ pub type SplitPredictions = (Vec<u64>, Vec<[u8; 4]>, Vec<[f32; 4]>, f64);
 /// patches of `split` (or only `patches` of it), in index order.
 #[allow(clippy::too_many_arguments)]
 pub fn predict_split(
-    model: &Classifier,
+    model: &FoveaModel,
+    gctx: Option<&GlobalContext>,
     store: &Arc<Store>,
     split: Split,
     patches: Option<Vec<u64>>,
@@ -161,7 +339,8 @@ pub fn predict_split(
             let y = Tensor::from_slice(&b.labels)
                 .view([b.size as i64, 4])
                 .to_device(device);
-            let logits = model.forward_t(&x, false);
+            let ctx = context_of(model, gctx, store, &b.patches, device, false)?;
+            let (logits, _) = model.forward(&x, ctx.as_ref(), false)?;
             if let Some(l) = loss {
                 loss_sum += l.forward(&logits, &y).double_value(&[]) * b.size as f64;
             }
@@ -224,6 +403,7 @@ pub fn train(
                 != settings.store.as_ref().map(|p| p.canonicalize().ok())
                 || prev.seed != settings.seed
                 || prev.model != settings.model
+                || prev.context.fusion != settings.context.fusion
             {
                 return Err(format!(
                     "--resume: {} was trained with other settings (store, seed or model differ)",
@@ -240,11 +420,24 @@ pub fn train(
     // Model, initialised from the seed (and ImageNet weights when given).
     tch::manual_seed(derive_seed(settings.seed, 1, 0));
     let mut vs = nn::VarStore::new(device);
-    let model = Classifier::new(&vs.root(), settings.model, 4).with_pool(settings.pool);
+    let model = FoveaModel::new(
+        &vs.root(),
+        settings.model,
+        settings.pool,
+        &settings.context.spec(),
+    );
     if let Some(w) = &settings.pretrained {
         let n = load_pretrained(&mut vs, w)?;
         observer.message(&format!("loaded {n} tensors from {}", w.display()));
     }
+    if let Some(w) = &settings.context.pretrained {
+        let n = load_pretrained_under(&mut vs, "global.", w)?;
+        observer.message(&format!(
+            "global encoder: loaded {n} tensors from {}",
+            w.display()
+        ));
+    }
+    FoveaModel::freeze_encoder(&vs, settings.context.frozen);
 
     // Data.
     let sampler = training_sampler(&store, settings)?;
@@ -304,6 +497,26 @@ pub fn train(
         ));
     }
 
+    // Global features (after a resume has restored the encoder's weights).
+    let cache = settings
+        .context
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| run.join("global_cache"));
+    let gctx = store_context(
+        &model,
+        &vs,
+        &store,
+        &settings.context,
+        &cache,
+        device,
+        observer,
+    )?;
+    let bags = model
+        .mil
+        .is_some()
+        .then(|| Bags::new(&store.rows, settings.context.bag_size))
+        .filter(|b| !b.images.is_empty());
     let params = vs.trainable_variables();
     let mut scaler = state.scaler.clone().unwrap_or_default();
     let epochs = settings.epochs;
@@ -342,15 +555,35 @@ pub fn train(
                 .view([b.size as i64, 4])
                 .to_device(device);
             opt.zero_grad();
-            let logits = crate::amp::forward(settings.amp, || model.forward_t(&x, true));
-            let l = loss.forward(&logits, &y);
-            let lv = l.double_value(&[]);
-            if !lv.is_finite() {
+            let ctx = context_of(&model, gctx.as_ref(), &store, &b.patches, device, true)?;
+            let mut feat = None;
+            let logits = crate::amp::forward(settings.amp, || {
+                let f = model.features(&x, true);
+                let l = model.head(&f, ctx.as_ref());
+                feat = Some(f);
+                l.unwrap_or_else(|_| Tensor::full([1], f64::NAN, (Kind::Float, device)))
+            });
+            let feat = feat.ok_or("internal: no features")?;
+            let patch_loss = loss.forward(&logits, &y);
+            let lv = patch_loss.double_value(&[]);
+            let mut l = patch_loss;
+            if let Some(c) = model.contrastive(&feat, &y, settings.context.temperature) {
+                l += c * settings.context.contrastive_weight;
+            }
+            if let Some(bags) = &bags {
+                let (xb, yb) = bag_batch(&store, &bags.draw(settings.seed, epoch, k), device)?;
+                let fb = crate::amp::forward(settings.amp, || model.features(&xb, true));
+                if let Some((bl, _)) = model.bag_logits(&fb.to_kind(Kind::Float)) {
+                    l += bag_loss(&bl, &yb) * settings.context.bag_weight;
+                }
+            }
+            let total = l.double_value(&[]);
+            if !lv.is_finite() || !total.is_finite() {
                 let last = latest_checkpoint(run)
                     .map(|(_, d)| d.display().to_string())
                     .unwrap_or_else(|| "none yet".into());
                 return Err(format!(
-                    "the loss became {lv} at epoch {} batch {}: training stopped (try a lower optim.lr); last good checkpoint: {last}",
+                    "the loss became {total} at epoch {} batch {}: training stopped (try a lower optim.lr); last good checkpoint: {last}",
                     epoch + 1,
                     k + 1
                 ));
@@ -381,6 +614,7 @@ pub fn train(
         let train_m = multilabel_metrics(&truth, &probs, [0.5; 4]).map_err(|e| e.to_string())?;
         let (_, vtruth, vprobs, val_loss) = predict_split(
             &model,
+            gctx.as_ref(),
             &store,
             Split::Val,
             Some(val_patches.clone()),
@@ -407,6 +641,7 @@ pub fn train(
                 std: IMAGENET_STD,
                 epoch: epoch + 1,
                 val_macro_f1: val_m.macro_f1,
+                context: settings.context.spec(),
             };
             write_dir_atomic(&run.join("model"), |d| {
                 save_vars(&vs, &d.join("model.safetensors"))?;
@@ -548,12 +783,18 @@ pub fn epoch_lines(
 pub fn load_run_model(
     run: &Path,
     device: Device,
-) -> TrainResult<(nn::VarStore, Classifier, ModelInfo, PathBuf)> {
+) -> TrainResult<(nn::VarStore, FoveaModel, ModelInfo, PathBuf)> {
     let dir = run.join("model");
     let info = crate::checkpoint::read_model_info(&dir)?;
     let mut vs = nn::VarStore::new(device);
-    let model =
-        Classifier::new(&vs.root(), info.model, info.num_classes as i64).with_pool(info.pool);
+    if info.num_classes != 4 {
+        return Err(format!(
+            "{}: num_classes = {}, Fovea's models have 4 (MA, HE, EX, SE)",
+            dir.display(),
+            info.num_classes
+        ));
+    }
+    let model = FoveaModel::new(&vs.root(), info.model, info.pool, &info.context);
     load_vars(&mut vs, &dir.join("model.safetensors"))?;
     Ok((vs, model, info, dir))
 }

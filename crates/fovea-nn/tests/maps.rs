@@ -43,6 +43,7 @@ fn make_run(dir: &Path, kind: ModelKind, pool: Pool, patch: usize) -> PathBuf {
         std: IMAGENET_STD,
         epoch: 1,
         val_macro_f1: 0.0,
+        context: Default::default(),
     };
     std::fs::write(
         model_dir.join("model.toml"),
@@ -104,9 +105,26 @@ fn one_window_dense_equals_classifying_the_window() {
         // A 64x64 photograph is exactly one window: both paths see the same pixels.
         let crop = image::imageops::crop_imm(&rgb, 96, 64, 64, 64).to_image();
         let s = dense_settings(&rm, 32, 48, 32);
-        let d =
-            dense_window_probs(&rm.model, &crop, None, &s, Device::Cpu, &mut |_, _| {}).unwrap();
-        let w = windowed_probs(&rm.model, &crop, None, &s, Device::Cpu, &mut |_, _| {}).unwrap();
+        let d = dense_window_probs(
+            &rm.model,
+            None,
+            &crop,
+            None,
+            &s,
+            Device::Cpu,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let w = windowed_probs(
+            &rm.model,
+            None,
+            &crop,
+            None,
+            &s,
+            Device::Cpu,
+            &mut |_, _| {},
+        )
+        .unwrap();
         assert_eq!((d.grid.rows, d.grid.cols), (1, 1));
         for c in 0..4 {
             assert!(
@@ -134,6 +152,7 @@ fn tiles_with_enough_context_equal_one_pass() {
     let (rgb, _) = photo(&data);
     let whole = dense_window_probs(
         &rm.model,
+        None,
         &rgb,
         None,
         &dense_settings(&rm, 32, 1000, 0),
@@ -144,6 +163,7 @@ fn tiles_with_enough_context_equal_one_pass() {
     let mut tiles_seen = 0;
     let tiled = dense_window_probs(
         &rm.model,
+        None,
         &rgb,
         None,
         &dense_settings(&rm, 32, 3, 64),
@@ -176,9 +196,26 @@ fn dense_windows_agree_with_window_by_window() {
     let (rgb, _) = photo(&data);
     let s = dense_settings(&rm, 32, 48, 32);
     let fov = fovea_data::fov_grid(&rgb, &Default::default());
-    let d =
-        dense_window_probs(&rm.model, &rgb, Some(&fov), &s, Device::Cpu, &mut |_, _| {}).unwrap();
-    let w = windowed_probs(&rm.model, &rgb, Some(&fov), &s, Device::Cpu, &mut |_, _| {}).unwrap();
+    let d = dense_window_probs(
+        &rm.model,
+        None,
+        &rgb,
+        Some(&fov),
+        &s,
+        Device::Cpu,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let w = windowed_probs(
+        &rm.model,
+        None,
+        &rgb,
+        Some(&fov),
+        &s,
+        Device::Cpu,
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_eq!(d.computed, w.computed);
     let a = agreement(&d, &w).unwrap();
     // Shift the windowed result by one column: what a misaligned feature map would give.
@@ -262,6 +299,7 @@ fn dense_refuses_a_stride_off_the_feature_grid() {
     let rgb = RgbImage::new(128, 128);
     let err = dense_window_probs(
         &rm.model,
+        None,
         &rgb,
         None,
         &dense_settings(&rm, 24, 48, 32),
@@ -276,6 +314,7 @@ fn dense_refuses_a_stride_off_the_feature_grid() {
     // The window-by-window mode takes any stride.
     let w = windowed_probs(
         &rm.model,
+        None,
         &rgb,
         None,
         &dense_settings(&rm, 24, 48, 32),

@@ -94,11 +94,17 @@ fn a_small_model_overfits_a_small_store() {
     // Evaluate the last epoch's weights on the training split itself.
     let store = std::sync::Arc::new(fovea_store::Store::open(&st).unwrap());
     let mut vs = tch::nn::VarStore::new(Device::Cpu);
-    let model = fovea_nn::models::Classifier::new(&vs.root(), ModelKind::Cnn, 4);
+    let model = fovea_nn::context::FoveaModel::new(
+        &vs.root(),
+        ModelKind::Cnn,
+        fovea_nn::models::Pool::Avg,
+        &Default::default(),
+    );
     fovea_nn::checkpoint::load_vars(&mut vs, &checkpoint_dir(&run, 40).join("model.safetensors"))
         .unwrap();
     let (_, truth, probs, _) = fovea_nn::train::predict_split(
         &model,
+        None,
         &store,
         Split::Train,
         None,

@@ -39,6 +39,9 @@ enum Command {
     /// Pixel-level AUPR / AUROC of a run's maps against a dataset's masks.
     #[command(name = "eval-maps")]
     EvalMaps(maps_cmd::EvalMapsArgs),
+    /// Train and test every whole-image-context variant on the same split, seeds and
+    /// epochs: ablation.csv and ablation.md.
+    Ablate(train_cmd::AblateArgs),
     /// A run's model as TorchScript, for PyTorch / LibTorch without Fovea.
     Export(maps_cmd::ExportArgs),
     /// Model throughput benchmarks.
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Bench(b) => bench(b),
         Command::Train(a) => train_cmd::train(a, cli.threads),
         Command::Eval(a) => train_cmd::eval(a),
+        Command::Ablate(a) => train_cmd::ablate(a, cli.threads),
         Command::Predict(a) => maps_cmd::predict(a),
         Command::EvalMaps(a) => maps_cmd::eval_maps_cmd(a),
         Command::Export(a) => maps_cmd::export(a),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use fovea_data::Split;
+use fovea_nn::context::{EncoderKind, Fusion};
 use fovea_nn::device::DeviceChoice;
 use fovea_nn::models::ModelKind;
 use fovea_nn::settings::{Balance, TrainSettings};
@@ -70,6 +71,70 @@ pub struct TrainArgs {
     /// cpu, cuda or auto [default: auto].
     #[arg(long)]
     device: Option<String>,
+    #[command(flatten)]
+    context: ContextArgs,
+}
+
+/// Whole-image context flags (training and ablation); the TOML table is `[context]`.
+#[derive(clap::Args, Clone)]
+pub struct ContextArgs {
+    /// How patch and photograph are combined: patch (the patch classifier alone), concat
+    /// (the photograph's pooled vector and the patch's position before the classifier),
+    /// cross-attention (the patch queries the photograph's feature-map tokens) or
+    /// attention-pool (gated-attention pooling over a photograph's patches for image-level
+    /// presence, trained jointly) [default: patch].
+    #[arg(long)]
+    fusion: Option<String>,
+    /// Whole-image encoder: resnet18 [default: resnet18].
+    #[arg(long, value_name = "NAME")]
+    global_encoder: Option<String>,
+    /// Side the field of view is downscaled to for the global encoder, a multiple of 32
+    /// [default: 512].
+    #[arg(long, value_name = "PX")]
+    global_size: Option<u32>,
+    /// ImageNet ResNet-18 weights for the global encoder (torchvision names).
+    #[arg(long, value_name = "FILE")]
+    global_pretrained: Option<PathBuf>,
+    /// Train the global encoder too (default: frozen, its features cached).
+    #[arg(long)]
+    train_global: bool,
+    /// Photographs for the global encoder [default: the store's dataset].
+    #[arg(long, value_name = "DIR")]
+    dataset: Option<PathBuf>,
+    /// Weight of the supervised contrastive term on patch embeddings (0 = off) [default: 0].
+    #[arg(long, value_name = "W")]
+    contrastive: Option<f64>,
+}
+
+impl ContextArgs {
+    pub fn apply(&self, s: &mut TrainSettings) -> Result<()> {
+        let c = &mut s.context;
+        if let Some(f) = &self.fusion {
+            c.fusion = Fusion::parse(f).with_context(|| {
+                format!("--fusion '{f}' is not patch, concat, cross-attention or attention-pool")
+            })?;
+        }
+        if let Some(e) = &self.global_encoder {
+            c.encoder = EncoderKind::parse(e)
+                .with_context(|| format!("--global-encoder '{e}' is not resnet18"))?;
+        }
+        if let Some(v) = self.global_size {
+            c.input_size = v;
+        }
+        if let Some(v) = &self.global_pretrained {
+            c.pretrained = Some(v.clone());
+        }
+        if self.train_global {
+            c.frozen = false;
+        }
+        if let Some(v) = &self.dataset {
+            c.dataset = Some(v.clone());
+        }
+        if let Some(v) = self.contrastive {
+            c.contrastive_weight = v;
+        }
+        Ok(())
+    }
 }
 
 fn resolve(a: &TrainArgs, threads: Option<usize>) -> Result<TrainSettings> {
@@ -125,12 +190,39 @@ fn resolve(a: &TrainArgs, threads: Option<usize>) -> Result<TrainSettings> {
         s.device = DeviceChoice::parse(d)
             .with_context(|| format!("--device '{d}' is not cpu, cuda or auto"))?;
     }
+    a.context.apply(&mut s)?;
     s.validate().map_err(anyhow::Error::msg)?;
     Ok(s)
 }
 
-struct Console {
-    bar: ProgressBar,
+pub struct Console {
+    pub bar: ProgressBar,
+}
+
+impl Console {
+    pub fn new() -> Console {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} samples ({per_sec}, {eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Console { bar }
+    }
+}
+
+/// Ctrl-C: the first asks training to stop after the batch, the second quits.
+pub fn cancel_flag() -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let c = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if c.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupting after this batch (Ctrl-C again to quit now)");
+    });
+    cancel
 }
 
 impl TrainObserver for Console {
@@ -172,22 +264,8 @@ impl TrainObserver for Console {
 
 pub fn train(a: TrainArgs, threads: Option<usize>) -> Result<()> {
     let settings = resolve(&a, threads)?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    let c = cancel.clone();
-    let _ = ctrlc::set_handler(move || {
-        if c.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupting after this batch (Ctrl-C again to quit now)");
-    });
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} samples ({per_sec}, {eta} left)",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let state = fovea_nn::train::train(&settings, &a.out, a.resume, &Console { bar }, &cancel)
+    let cancel = cancel_flag();
+    let state = fovea_nn::train::train(&settings, &a.out, a.resume, &Console::new(), &cancel)
         .map_err(anyhow::Error::msg)?;
     println!(
         "done: {} epochs in {:.0}s; best validation macro F1 {:.4} at epoch {}; run in {}",
@@ -253,5 +331,112 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         r.fixed.micro_f1, r.fixed.macro_f1, r.fixed.hamming, r.fixed.subset_acc, r.tuned.macro_f1
     );
     println!("wrote {}/predictions.csv and metrics.json", a.out.display());
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct AblateArgs {
+    /// The patch store (split by image; its test split is where variants are compared).
+    #[arg(long)]
+    store: PathBuf,
+    /// Output folder: runs/<variant>-seed<S>/, global_cache/, ablation.csv, ablation.md.
+    #[arg(long)]
+    out: PathBuf,
+    /// Comma-separated fusion variants.
+    #[arg(long, default_value = "patch,concat,cross-attention,attention-pool")]
+    variants: String,
+    /// Epochs of every run.
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    /// Comma-separated seeds; each variant is trained once per seed.
+    #[arg(long, default_value = "1,2")]
+    seeds: String,
+    /// TOML training settings shared by every run (see configs/); the flags below override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Samples per epoch (0 = the whole pool).
+    #[arg(long)]
+    epoch_size: Option<usize>,
+    /// Validation patches scored after each epoch (0 = all).
+    #[arg(long, value_name = "N")]
+    val_size: Option<usize>,
+    /// cpu, cuda or auto [default: auto].
+    #[arg(long)]
+    device: Option<String>,
+    #[command(flatten)]
+    context: ContextArgs,
+}
+
+pub fn ablate(a: AblateArgs, threads: Option<usize>) -> Result<()> {
+    let mut s = match &a.config {
+        Some(p) => TrainSettings::from_toml_file(p).map_err(anyhow::Error::msg)?,
+        None => TrainSettings::default(),
+    };
+    s.store = Some(a.store.clone());
+    if let Some(v) = a.epoch_size {
+        s.data.epoch_size = v;
+    }
+    if let Some(v) = a.val_size {
+        s.data.val_size = v;
+    }
+    if let Some(v) = threads {
+        s.threads = v;
+    }
+    if let Some(d) = &a.device {
+        s.device = DeviceChoice::parse(d)
+            .with_context(|| format!("--device '{d}' is not cpu, cuda or auto"))?;
+    }
+    a.context.apply(&mut s)?;
+    s.epochs = a.epochs.max(1);
+    s.validate().map_err(anyhow::Error::msg)?;
+    let variants = a
+        .variants
+        .split(',')
+        .map(|v| {
+            Fusion::parse(v.trim()).with_context(|| {
+                format!("--variants: '{v}' is not patch, concat, cross-attention or attention-pool")
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let seeds = a
+        .seeds
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .with_context(|| format!("--seeds: '{v}' is not a whole number"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let device = s.device.resolve().map_err(anyhow::Error::msg)?;
+    let settings = fovea_nn::ablation::AblationSettings {
+        base: s,
+        variants,
+        seeds,
+        epochs: a.epochs.max(1),
+    };
+    let cancel = cancel_flag();
+    let rows = fovea_nn::ablation::ablate(&settings, &a.out, device, &Console::new(), &cancel)
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "{:<17}{:>6}{:>10}{:>8}{:>8}{:>8}{:>8}{:>9}",
+        "variant", "seed", "macro F1", "AP MA", "AP HE", "AP EX", "AP SE", "train s"
+    );
+    for r in &rows {
+        println!(
+            "{:<17}{:>6}{:>10.3}{:>8.3}{:>8.3}{:>8.3}{:>8.3}{:>9.0}",
+            r.variant.as_str(),
+            r.seed,
+            r.macro_f1,
+            r.ap[0],
+            r.ap[1],
+            r.ap[2],
+            r.ap[3],
+            r.train_seconds
+        );
+    }
+    println!(
+        "wrote {0}/ablation.csv and {0}/ablation.md (`fovea report --ablation {0}/ablation.csv` shows it)",
+        a.out.display()
+    );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The `fovea-torch` commands as a user runs them: `predict` maps every photograph it can
-//! and names the ones it cannot; `export` writes a TorchScript file.
+//! and names the ones it cannot; `export` writes a TorchScript file; `ablate` trains and
+//! tests every fusion variant into one table and does not redo finished runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +34,7 @@ fn make_run(dir: &Path) -> PathBuf {
         std: IMAGENET_STD,
         epoch: 1,
         val_macro_f1: 0.0,
+        context: Default::default(),
     };
     std::fs::write(
         run.join("model/model.toml"),
@@ -128,4 +130,134 @@ fn export_writes_a_torchscript_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("model.toml"), "{err}");
+}
+
+#[test]
+fn ablate_writes_one_row_per_variant_and_seed_and_keeps_finished_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(
+        &data,
+        &SynthSettings {
+            images: 4,
+            seed: 6,
+            width: 256,
+            height: 192,
+        },
+    )
+    .unwrap();
+    let store = tmp.path().join("store");
+    fovea_store::extract(
+        &Dataset::open(&data).unwrap(),
+        &fovea_store::ExtractSettings {
+            patch_size: 32,
+            stride: 32,
+            ..Default::default()
+        },
+        &store,
+        false,
+        &fovea_store::extract::NoProgress,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .unwrap();
+    let out = tmp.path().join("abl");
+    let run = || {
+        bin()
+            .args(["--threads", "1", "ablate", "--store"])
+            .arg(&store)
+            .arg("--out")
+            .arg(&out)
+            .args([
+                "--variants",
+                "patch,cross-attention",
+                "--seeds",
+                "1",
+                "--epochs",
+                "1",
+                "--global-size",
+                "64",
+                "--device",
+                "cpu",
+            ])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let stdout = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(
+        first.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let csv = std::fs::read_to_string(out.join("ablation.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("variant,encoder,seed,epochs,macro_f1,"));
+    assert!(lines[1].starts_with("patch,-,1,1,"), "{csv}");
+    assert!(
+        lines[2].starts_with("cross-attention,resnet18,1,1,"),
+        "{csv}"
+    );
+    for l in &lines[1..] {
+        let cols: Vec<&str> = l.split(',').collect();
+        assert_eq!(cols.len(), lines[0].split(',').count());
+        assert!(
+            cols[4..]
+                .iter()
+                .all(|v| v.parse::<f64>().is_ok_and(f64::is_finite)),
+            "{l}"
+        );
+    }
+    let md = std::fs::read_to_string(out.join("ablation.md")).unwrap();
+    assert!(md.contains("| cross-attention | 1 |"), "{md}");
+    // A second call keeps the finished runs.
+    let second = run();
+    assert!(second.status.success());
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert_eq!(stdout.matches("done before, kept").count(), 2, "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("ablation.csv")).unwrap(),
+        csv
+    );
+    // The fused run maps photographs; export refuses it with a reason.
+    let fused = out.join("runs/cross-attention-seed1");
+    let ds = Dataset::open(&data).unwrap();
+    let maps = tmp.path().join("maps");
+    let p = bin()
+        .args([
+            "predict",
+            "--device",
+            "cpu",
+            "--overlay-width",
+            "128",
+            "--run",
+        ])
+        .arg(&fused)
+        .arg("--out")
+        .arg(&maps)
+        .arg(&ds.records[0].image)
+        .output()
+        .unwrap();
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    assert!(maps.join(&ds.records[0].id).join("summary.json").exists());
+    let e = bin()
+        .args(["export", "--run"])
+        .arg(&fused)
+        .arg("--out")
+        .arg(tmp.path().join("x.pt"))
+        .output()
+        .unwrap();
+    assert!(!e.status.success());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("cross-attention"));
+    // A variant that does not exist is named.
+    let bad = bin()
+        .args(["ablate", "--store"])
+        .arg(&store)
+        .arg("--out")
+        .arg(tmp.path().join("bad"))
+        .args(["--variants", "patch,late"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("'late'"));
 }

@@ -125,15 +125,42 @@ impl Classifier {
         }
     }
 
+    /// The classifier layer.
+    pub fn fc(&self) -> &nn::Linear {
+        match self {
+            Classifier::Resnet18(m) => m.fc(),
+            Classifier::Cnn(m) => m.fc(),
+        }
+    }
+
+    /// Width of the pooled feature vector.
+    pub fn feature_dim(&self) -> i64 {
+        match self {
+            Classifier::Resnet18(_) => resnet::RESNET18_FEATURES,
+            Classifier::Cnn(_) => cnn::CNN_FEATURES,
+        }
+    }
+
+    /// Pooled features `[B, C]` (what `fc` reads).
+    pub fn features(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Classifier::Resnet18(m) => m.features(xs, train),
+            Classifier::Cnn(m) => m.features(xs, train),
+        }
+    }
+
+    /// Every `k` x `k` window of cells of a feature map pooled: `[B, C, h, w]` ->
+    /// `[B, C, h-k+1, w-k+1]`.
+    pub fn window_features(&self, fm: &Tensor, k: i64) -> Tensor {
+        self.pool().sliding(fm, k)
+    }
+
     /// Window logits read off a feature map: every `k` x `k` block of cells (a window of
     /// `k * stride` pixels), stride one cell, pooled and passed through `fc`, as
     /// the classifier does for one window: `[B, C, h, w]` -> `[B, classes, h-k+1, w-k+1]`.
     pub fn window_logits(&self, fm: &Tensor, k: i64) -> Tensor {
-        let fc = match self {
-            Classifier::Resnet18(m) => m.fc(),
-            Classifier::Cnn(m) => m.fc(),
-        };
-        let pooled = self.pool().sliding(fm, k);
+        let fc = self.fc();
+        let pooled = self.window_features(fm, k);
         // [B, C, h', w'] -> [B, h', w', C] x [C, classes] -> [B, classes, h', w']
         let mut out = pooled.permute([0, 2, 3, 1]).matmul(&fc.ws.tr());
         if let Some(b) = &fc.bs {

@@ -1,0 +1,309 @@
+//! Whole-image context on synthetic photographs: every fusion variant trains, reruns to
+//! the same weights, resumes, evaluates and maps; the global features are cached once and
+//! reused; dense maps of a fused model equal window-by-window classification.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use fovea_data::synth::{generate, SynthSettings};
+use fovea_data::{read_rgb, Dataset, Split};
+use fovea_nn::checkpoint::{checkpoint_dir, read_tensors, ModelInfo};
+use fovea_nn::context::{ContextSpec, FoveaModel, Fusion, GlobalContext};
+use fovea_nn::dense::{dense_window_probs, windowed_probs, DenseSettings};
+use fovea_nn::device::DeviceChoice;
+use fovea_nn::maps::RunModel;
+use fovea_nn::models::{ModelKind, Pool};
+use fovea_nn::settings::{Balance, TrainSettings};
+use fovea_nn::train::{train, Quiet, TrainObserver, IMAGENET_MEAN, IMAGENET_STD};
+use fovea_store::extract::NoProgress;
+use fovea_store::{extract, ExtractSettings};
+use tch::{nn, Device, Kind, Tensor};
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn store(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    generate(
+        &data,
+        &SynthSettings {
+            images: 4,
+            seed: 5,
+            width: 256,
+            height: 192,
+        },
+    )
+    .unwrap();
+    let out = dir.join("store");
+    let s = ExtractSettings {
+        patch_size: 32,
+        stride: 32,
+        ..Default::default()
+    };
+    extract(
+        &Dataset::open(&data).unwrap(),
+        &s,
+        &out,
+        false,
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    out
+}
+
+fn settings(store: &Path, fusion: Fusion, epochs: usize, cache: &Path) -> TrainSettings {
+    let mut s = TrainSettings {
+        store: Some(store.to_path_buf()),
+        model: ModelKind::Cnn,
+        pool: Pool::Max,
+        epochs,
+        batch_size: 16,
+        device: DeviceChoice::Cpu,
+        threads: 1,
+        patience: 0,
+        ..Default::default()
+    };
+    s.data.balance = Balance::None;
+    s.data.workers = 1;
+    s.context.fusion = fusion;
+    s.context.input_size = 64;
+    s.context.bag_size = 8;
+    s.context.contrastive_weight = 0.2;
+    s.context.cache_dir = Some(cache.to_path_buf());
+    s
+}
+
+/// Collects the training loop's messages.
+#[derive(Default)]
+struct Messages(std::sync::Mutex<Vec<String>>);
+impl TrainObserver for Messages {
+    fn message(&self, text: &str) {
+        self.0.lock().unwrap().push(text.to_string());
+    }
+}
+
+fn same_weights(a: &Path, b: &Path) -> bool {
+    let (ta, tb) = (read_tensors(a).unwrap(), read_tensors(b).unwrap());
+    ta.len() == tb.len()
+        && ta
+            .iter()
+            .all(|(n, t)| tb.get(n).is_some_and(|u| t.equal(u)))
+}
+
+#[test]
+fn every_variant_trains_reruns_identically_and_evaluates() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let st = store(tmp.path());
+    let cache = tmp.path().join("cache");
+    for fusion in Fusion::ALL {
+        let s = settings(&st, fusion, 2, &cache);
+        let (a, b) = (
+            tmp.path().join(format!("{fusion}-a")),
+            tmp.path().join(format!("{fusion}-b")),
+        );
+        let msgs = Messages::default();
+        train(&s, &a, false, &msgs, &AtomicBool::new(false)).unwrap();
+        train(&s, &b, false, &Quiet, &AtomicBool::new(false)).unwrap();
+        assert!(
+            same_weights(
+                &checkpoint_dir(&a, 2).join("model.safetensors"),
+                &checkpoint_dir(&b, 2).join("model.safetensors")
+            ),
+            "{fusion}: same seed, other weights"
+        );
+        let names: Vec<String> = read_tensors(&a.join("model/model.safetensors"))
+            .unwrap()
+            .into_keys()
+            .collect();
+        let has = |p: &str| names.iter().any(|n| n.starts_with(p));
+        assert_eq!(has("global."), fusion.needs_global(), "{fusion}");
+        assert_eq!(has("mil."), fusion == Fusion::AttentionPool, "{fusion}");
+        assert!(
+            has("proj."),
+            "{fusion}: the contrastive projection is saved"
+        );
+        let info: ModelInfo =
+            toml::from_str(&std::fs::read_to_string(a.join("model/model.toml")).unwrap()).unwrap();
+        assert_eq!(info.context.fusion, fusion);
+        if fusion.needs_global() {
+            // Four photographs computed once, then read from the cache by the rerun.
+            let m = msgs.0.lock().unwrap().join("\n");
+            assert!(m.contains("global features of 4 photographs"), "{m}");
+        }
+        let r = fovea_nn::eval::evaluate(&a, &st, Split::Test, &a.join("eval"), Device::Cpu, 32)
+            .unwrap();
+        assert!(r.tuned.macro_f1.is_finite());
+        assert!(a.join("eval/metrics.json").exists());
+    }
+    // The frozen encoder of every global variant with this seed has the same weights: one
+    // cache folder, four entries.
+    let dirs: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert_eq!(std::fs::read_dir(dirs[0].path()).unwrap().count(), 4);
+}
+
+#[test]
+fn a_resumed_fused_run_equals_an_uninterrupted_one() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let st = store(tmp.path());
+    let cache = tmp.path().join("cache");
+    let full = tmp.path().join("full");
+    train(
+        &settings(&st, Fusion::CrossAttention, 2, &cache),
+        &full,
+        false,
+        &Quiet,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    // One epoch, then "resume" with the same settings asking for two.
+    let cut = tmp.path().join("cut");
+    let s1 = settings(&st, Fusion::CrossAttention, 1, &cache);
+    train(&s1, &cut, false, &Quiet, &AtomicBool::new(false)).unwrap();
+    let mut cfg = std::fs::read_to_string(cut.join("config.toml")).unwrap();
+    cfg = cfg.replace("epochs = 1", "epochs = 2");
+    std::fs::write(cut.join("config.toml"), cfg).unwrap();
+    let s2 = settings(&st, Fusion::CrossAttention, 2, &cache);
+    train(&s2, &cut, true, &Quiet, &AtomicBool::new(false)).unwrap();
+    assert!(same_weights(
+        &checkpoint_dir(&full, 2).join("model.safetensors"),
+        &checkpoint_dir(&cut, 2).join("model.safetensors")
+    ));
+    // A resume that changes the fusion variant is refused.
+    let other = settings(&st, Fusion::Concat, 3, &cache);
+    let e = train(&other, &cut, true, &Quiet, &AtomicBool::new(false)).unwrap_err();
+    assert!(e.contains("other settings"), "{e}");
+}
+
+/// A run model of `fusion` with random fusion weights (the cross-attention's output
+/// projection starts at zero, which would hide any difference).
+fn fused_model(fusion: Fusion) -> RunModel {
+    tch::manual_seed(11);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let spec = ContextSpec {
+        fusion,
+        input_size: 64,
+        ..Default::default()
+    };
+    let model = FoveaModel::new(&vs.root(), ModelKind::Cnn, Pool::Avg, &spec);
+    tch::no_grad(|| {
+        for (name, mut t) in vs.variables() {
+            if name.starts_with("fusion.") {
+                t.copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.2));
+            }
+        }
+    });
+    RunModel {
+        run: PathBuf::from("memory"),
+        vs,
+        model,
+        info: ModelInfo {
+            model: ModelKind::Cnn,
+            pool: Pool::Avg,
+            patch_size: 64,
+            num_classes: 4,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+            epoch: 1,
+            val_macro_f1: 0.0,
+            context: spec,
+        },
+        thresholds: [0.5; 4],
+        device: Device::Cpu,
+    }
+}
+
+#[test]
+fn fused_dense_maps_equal_window_by_window_classification() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(
+        &data,
+        &SynthSettings {
+            images: 1,
+            seed: 2,
+            width: 256,
+            height: 192,
+        },
+    )
+    .unwrap();
+    let rgb = read_rgb(&Dataset::open(&data).unwrap().records[0].image).unwrap();
+    for fusion in [Fusion::Concat, Fusion::CrossAttention] {
+        let rm = fused_model(fusion);
+        let g = GlobalContext::photograph(&rm.model, &rgb, Device::Cpu).unwrap();
+        // A 64x64 photograph is one window: both paths see the same pixels.
+        let crop = image::imageops::crop_imm(&rgb, 96, 64, 64, 64).to_image();
+        let s = DenseSettings {
+            patch: 64,
+            stride: 16,
+            tile: 48,
+            halo: 32,
+            batch: 16,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        };
+        let gc = GlobalContext::photograph(&rm.model, &crop, Device::Cpu).unwrap();
+        let d = dense_window_probs(
+            &rm.model,
+            Some(&gc),
+            &crop,
+            None,
+            &s,
+            Device::Cpu,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let w = windowed_probs(
+            &rm.model,
+            Some(&gc),
+            &crop,
+            None,
+            &s,
+            Device::Cpu,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        for c in 0..4 {
+            assert!(
+                (d.probs[0][c] - w.probs[0][c]).abs() < 1e-5,
+                "{fusion} lesion {c}: dense {} windowed {}",
+                d.probs[0][c],
+                w.probs[0][c]
+            );
+        }
+        // The whole photograph: the context changes the output, and the model refuses to
+        // run without it.
+        let full = windowed_probs(
+            &rm.model,
+            Some(&g),
+            &rgb,
+            None,
+            &s,
+            Device::Cpu,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let x = Tensor::zeros([1, 3, 64, 64], (Kind::Float, Device::Cpu));
+        let f = rm.model.features(&x, false);
+        assert!(rm.model.head(&f, None).is_err());
+        assert!(full.probs.iter().any(|p| p.iter().all(|v| v.is_finite())));
+        let e = windowed_probs(
+            &rm.model,
+            None,
+            &crop,
+            None,
+            &s,
+            Device::Cpu,
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(e.contains("global features"), "{e}");
+    }
+}
