@@ -18,13 +18,13 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use crate::checkpoint::{latest_checkpoint, read_state, write_file_atomic};
-use crate::context::Fusion;
+use crate::context::{EncoderKind, Fusion};
 use crate::eval::evaluate;
 use crate::settings::TrainSettings;
 use crate::train::{train, TrainObserver, TrainResult};
 
 /// Header of `ablation.csv`.
-pub const ABLATION_CSV_HEADER: &str = "variant,encoder,seed,epochs,macro_f1,f1_ma,f1_he,f1_ex,f1_se,ap_ma,ap_he,ap_ex,ap_se,macro_ap,train_seconds";
+pub const ABLATION_CSV_HEADER: &str = "variant,encoder,seed,epochs,macro_f1,f1_ma,f1_he,f1_ex,f1_se,ap_ma,ap_he,ap_ex,ap_se,macro_ap,image_ap_ma,image_ap_he,image_ap_ex,image_ap_se,train_seconds";
 
 /// One variant and seed, on the test split (F1 at the thresholds tuned on validation).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,12 +36,33 @@ pub struct AblationRow {
     pub macro_f1: f64,
     pub f1: [f64; 4],
     pub ap: [f64; 4],
+    /// Image-level presence AP over the test photographs ([`crate::eval::image_presence`]),
+    /// per lesion; `None` for a lesion that every or no test photograph has. The whole
+    /// field is absent in rows written before it existed (and is then computed).
+    #[serde(default)]
+    pub image_ap: Option<[Option<f64>; 4]>,
     pub train_seconds: f64,
 }
 
 impl AblationRow {
     pub fn macro_ap(&self) -> f64 {
         self.ap.iter().sum::<f64>() / 4.0
+    }
+
+    /// Mean image-level AP over the lesions that have one (NaN if none).
+    pub fn image_macro_ap(&self) -> f64 {
+        let v: Vec<f64> = self
+            .image_ap
+            .unwrap_or([None; 4])
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
     }
 
     fn csv_line(&self) -> String {
@@ -56,6 +77,12 @@ impl AblationRow {
         cols.extend(self.f1.iter().map(|&v| f(v)));
         cols.extend(self.ap.iter().map(|&v| f(v)));
         cols.push(f(self.macro_ap()));
+        let image = self.image_ap.unwrap_or([None; 4]);
+        cols.extend(
+            image
+                .iter()
+                .map(|v| v.map(f).unwrap_or_else(|| "NaN".into())),
+        );
         cols.push(format!("{:.1}", self.train_seconds));
         cols.join(",")
     }
@@ -67,13 +94,21 @@ pub struct AblationSettings {
     /// Everything but the variant, seed and epochs (from `--config` and flags).
     pub base: TrainSettings,
     pub variants: Vec<Fusion>,
+    /// Global encoders tried with every variant that reads one (concat, cross-attention).
+    pub encoders: Vec<EncoderKind>,
     pub seeds: Vec<u64>,
     pub epochs: usize,
 }
 
-/// The run folder of a variant and seed.
-pub fn run_dir(out: &Path, variant: Fusion, seed: u64) -> PathBuf {
-    out.join("runs").join(format!("{variant}-seed{seed}"))
+/// The run folder of a variant, encoder and seed: `runs/<variant>-seed<S>` (ResNet-18 or
+/// no encoder), `runs/<variant>-<encoder>-seed<S>` for another encoder.
+pub fn run_dir(out: &Path, variant: Fusion, encoder: EncoderKind, seed: u64) -> PathBuf {
+    let name = if !variant.needs_global() || encoder == EncoderKind::Resnet18 {
+        format!("{variant}-seed{seed}")
+    } else {
+        format!("{variant}-{}-seed{seed}", encoder.as_str())
+    };
+    out.join("runs").join(name)
 }
 
 /// Trains and evaluates every missing (variant, seed) into `out`; returns all rows, in
@@ -95,64 +130,119 @@ pub fn ablate(
         .ok_or("no patch store: give --store STORE")?;
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut rows = Vec::new();
+    let encoders = if a.encoders.is_empty() {
+        vec![a.base.context.encoder]
+    } else {
+        a.encoders.clone()
+    };
+    let mut plan = Vec::new();
     for &variant in &a.variants {
-        for &seed in &a.seeds {
-            let run = run_dir(out, variant, seed);
-            let row_file = run.join("ablation_row.json");
-            if let Some(row) = read_row(&row_file) {
-                observer.message(&format!("{variant} seed {seed}: done before, kept"));
-                rows.push(row);
-                continue;
+        let encs = if variant.needs_global() {
+            encoders.clone()
+        } else {
+            vec![encoders[0]]
+        };
+        for encoder in encs {
+            for &seed in &a.seeds {
+                plan.push((variant, encoder, seed));
             }
-            let mut s = a.base.clone();
-            s.seed = seed;
-            s.epochs = a.epochs;
-            s.context.fusion = variant;
-            if s.context.cache_dir.is_none() {
-                s.context.cache_dir = Some(out.join("global_cache"));
-            }
-            if !variant.needs_global() {
-                s.context.pretrained = None;
-            }
-            observer.message(&format!("== {variant}, seed {seed} -> {}", run.display()));
-            let resume = run.join("config.toml").exists();
-            let state = train(&s, &run, resume, observer, cancel)?;
-            let seconds = latest_checkpoint(&run)
-                .and_then(|(_, d)| read_state(&d).ok())
-                .map(|st| st.seconds)
-                .unwrap_or(state.seconds);
-            let report = evaluate(
-                &run,
-                &store,
-                Split::Test,
-                &run.join("test"),
-                device,
-                s.data.eval_batch_size,
-            )?;
-            let row = AblationRow {
-                variant,
-                encoder: if variant.needs_global() {
-                    s.context.encoder.as_str().to_string()
-                } else {
-                    "-".into()
-                },
-                seed,
-                epochs: state.epochs_done,
-                macro_f1: report.tuned.macro_f1,
-                f1: report.tuned.f1,
-                ap: report.average_precision,
-                train_seconds: seconds,
-            };
-            write_file_atomic(
-                &row_file,
-                &serde_json::to_string_pretty(&row).map_err(|e| e.to_string())?,
-            )?;
-            rows.push(row);
-            write_tables(out, &rows)?;
         }
+    }
+    for (variant, encoder, seed) in plan {
+        let run = run_dir(out, variant, encoder, seed);
+        let row_file = run.join("ablation_row.json");
+        if let Some(mut row) = read_row(&row_file) {
+            if row.image_ap.is_none() {
+                // A row from before image-level scoring: add it.
+                row.image_ap = Some(image_ap(&run, &store, device)?);
+                write_file_atomic(
+                    &row_file,
+                    &serde_json::to_string_pretty(&row).map_err(|e| e.to_string())?,
+                )?;
+            }
+            observer.message(&format!(
+                "{variant} ({}) seed {seed}: done before, kept",
+                row.encoder
+            ));
+            rows.push(row);
+            continue;
+        }
+        let mut s = a.base.clone();
+        s.seed = seed;
+        s.epochs = a.epochs;
+        s.context.fusion = variant;
+        s.context.encoder = encoder;
+        if s.context.cache_dir.is_none() {
+            s.context.cache_dir = Some(out.join("global_cache"));
+        }
+        if !variant.needs_global() || encoder != encoders[0] {
+            // Weights given are the first encoder's; they fit no other.
+            s.context.pretrained = None;
+        }
+        observer.message(&format!(
+            "== {variant}{}, seed {seed} -> {}",
+            if variant.needs_global() {
+                format!(" ({})", encoder.as_str())
+            } else {
+                String::new()
+            },
+            run.display()
+        ));
+        let resume = run.join("config.toml").exists();
+        let state = train(&s, &run, resume, observer, cancel)?;
+        let seconds = latest_checkpoint(&run)
+            .and_then(|(_, d)| read_state(&d).ok())
+            .map(|st| st.seconds)
+            .unwrap_or(state.seconds);
+        let report = evaluate(
+            &run,
+            &store,
+            Split::Test,
+            &run.join("test"),
+            device,
+            s.data.eval_batch_size,
+        )?;
+        let row = AblationRow {
+            variant,
+            encoder: if variant.needs_global() {
+                s.context.encoder.as_str().to_string()
+            } else {
+                "-".into()
+            },
+            seed,
+            epochs: state.epochs_done,
+            macro_f1: report.tuned.macro_f1,
+            f1: report.tuned.f1,
+            ap: report.average_precision,
+            image_ap: Some(image_ap(&run, &store, device)?),
+            train_seconds: seconds,
+        };
+        write_file_atomic(
+            &row_file,
+            &serde_json::to_string_pretty(&row).map_err(|e| e.to_string())?,
+        )?;
+        rows.push(row);
+        write_tables(out, &rows)?;
     }
     write_tables(out, &rows)?;
     Ok(rows)
+}
+
+/// Image-level presence AP per lesion on the test photographs (`None` where every or no
+/// photograph has the lesion).
+fn image_ap(run: &Path, store: &Path, device: Device) -> TrainResult<[Option<f64>; 4]> {
+    let st = std::sync::Arc::new(fovea_store::Store::open(store).map_err(|e| e.to_string())?);
+    let (_, truth, scores) = crate::eval::image_presence(run, &st, Split::Test, device, 256)?;
+    let mut out = [None; 4];
+    for (c, o) in out.iter_mut().enumerate() {
+        let t: Vec<u8> = truth.iter().map(|r| r[c]).collect();
+        let s: Vec<f32> = scores.iter().map(|r| r[c]).collect();
+        let pos = t.iter().filter(|&&v| v == 1).count();
+        if pos > 0 && pos < t.len() {
+            *o = Some(fovea_metrics::average_precision(&t, &s).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(out)
 }
 
 fn read_row(path: &Path) -> Option<AblationRow> {
@@ -183,8 +273,9 @@ pub fn write_tables(out: &Path, rows: &[AblationRow]) -> TrainResult<()> {
     write_file_atomic(&out.join("ablation.csv"), &csv)?;
     let mut md = String::from("# Ablation: whole-image context\n\n");
     md += "Test split; F1 at the per-lesion thresholds tuned on validation; AP = average precision.\n\n";
-    md += "| variant | encoder | seed | epochs | macro F1 | F1 MA | F1 HE | F1 EX | F1 SE | AP MA | AP HE | AP EX | AP SE | train s |\n";
-    md += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    md += "Image AP: presence of the lesion in a test photograph, scored by the attention-pool head (attention-pool) or the highest patch probability (the others); n/a where every or no test photograph has the lesion.\n\n";
+    md += "| variant | encoder | seed | epochs | macro F1 | F1 MA | F1 HE | F1 EX | F1 SE | AP MA | AP HE | AP EX | AP SE | image AP MA | image AP HE | image AP EX | image AP SE | train s |\n";
+    md += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in rows {
         let _ = write!(
             md,
@@ -194,31 +285,46 @@ pub fn write_tables(out: &Path, rows: &[AblationRow]) -> TrainResult<()> {
         for v in r.f1.iter().chain(&r.ap) {
             let _ = write!(md, " {v:.3} |");
         }
+        for v in r.image_ap.unwrap_or([None; 4]) {
+            let _ = match v {
+                Some(v) => write!(md, " {v:.3} |"),
+                None => write!(md, " n/a |"),
+            };
+        }
         let _ = writeln!(md, " {:.0} |", r.train_seconds);
     }
     md += "\n## Mean ± standard deviation over seeds\n\n";
-    md += "| variant | runs | macro F1 | AP MA | AP HE | AP EX | AP SE | macro AP | train s |\n";
-    md += "|---|---|---|---|---|---|---|---|---|\n";
-    let mut variants: Vec<Fusion> = Vec::new();
+    md += "| variant | encoder | runs | macro F1 | AP MA | AP HE | AP EX | AP SE | macro AP | image AP (mean of lesions) | train s |\n";
+    md += "|---|---|---|---|---|---|---|---|---|---|---|\n";
+    let mut variants: Vec<(Fusion, &str)> = Vec::new();
     for r in rows {
-        if !variants.contains(&r.variant) {
-            variants.push(r.variant);
+        if !variants.contains(&(r.variant, r.encoder.as_str())) {
+            variants.push((r.variant, r.encoder.as_str()));
         }
     }
-    for v in variants {
-        let of: Vec<&AblationRow> = rows.iter().filter(|r| r.variant == v).collect();
+    for (v, enc) in variants {
+        let of: Vec<&AblationRow> = rows
+            .iter()
+            .filter(|r| r.variant == v && r.encoder == enc)
+            .collect();
         let col = |f: &dyn Fn(&AblationRow) -> f64| {
             let (m, s) = mean_sd(&of.iter().map(|r| f(r)).collect::<Vec<_>>());
             format!("{m:.3} ± {s:.3}")
         };
-        let _ = write!(md, "| {v} | {} | {} |", of.len(), col(&|r| r.macro_f1));
+        let _ = write!(
+            md,
+            "| {v} | {enc} | {} | {} |",
+            of.len(),
+            col(&|r| r.macro_f1)
+        );
         for c in 0..4 {
             let _ = write!(md, " {} |", col(&|r| r.ap[c]));
         }
         let _ = writeln!(
             md,
-            " {} | {} |",
+            " {} | {} | {} |",
             col(&|r| r.macro_ap()),
+            col(&|r| r.image_macro_ap()),
             col(&|r| r.train_seconds)
         );
     }
@@ -238,6 +344,7 @@ mod tests {
             macro_f1: f,
             f1: [f; 4],
             ap: [0.1, 0.2, 0.3, 0.4],
+            image_ap: Some([Some(0.5), None, Some(1.0), Some(0.25)]),
             train_seconds: 12.0,
         }
     }
@@ -258,10 +365,20 @@ mod tests {
         let n = ABLATION_CSV_HEADER.split(',').count();
         assert!(lines.iter().all(|l| l.split(',').count() == n));
         assert!(lines[1].starts_with("patch,resnet18,1,2,0.2000,"));
-        assert!(lines[1].ends_with(",0.2500,12.0"));
+        assert!(
+            lines[1].ends_with(",0.2500,0.5000,NaN,1.0000,0.2500,12.0"),
+            "{}",
+            lines[1]
+        );
         let md = std::fs::read_to_string(dir.path().join("ablation.md")).unwrap();
         // Patch: mean 0.3, sample sd of (0.2, 0.4) = 0.141.
-        assert!(md.contains("| patch | 2 | 0.300 ± 0.141 |"), "{md}");
-        assert!(md.contains("| concat | 1 | 0.300 ± 0.000 |"), "{md}");
+        assert!(
+            md.contains("| patch | resnet18 | 2 | 0.300 ± 0.141 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| concat | resnet18 | 1 | 0.300 ± 0.000 |"),
+            "{md}"
+        );
     }
 }

@@ -106,3 +106,27 @@ pub fn infer_steps(
         })
     })
 }
+
+/// Forward and backward passes of a whole-image encoder (training mode) on
+/// `[batch, 3, size, size]` random inputs: the pooled features summed and differentiated,
+/// gradients zeroed before each step (no optimiser update), as
+/// `bench/encoders_reference.py` does with torchvision.
+pub fn encoder_steps(
+    kind: crate::context::EncoderKind,
+    size: i64,
+    batch: i64,
+    steps: usize,
+    warmup: usize,
+    device: Device,
+) -> Throughput {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(device);
+    let enc = crate::context::GlobalEncoder::new(&vs.root(), kind);
+    let mut opt = Adam::new(&vs, 1e-3, 0.0, false);
+    let x = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
+    time_steps(steps, warmup, batch, device, || {
+        opt.zero_grad();
+        let (pooled, _) = enc.encode(&x, true);
+        pooled.sum(Kind::Float).backward();
+    })
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use fovea_data::Split;
 use fovea_metrics::{build_metrics_report, MetricsReport, ThresholdsFile};
 use fovea_store::Store;
-use tch::Device;
+use tch::{Device, Tensor};
 
 use crate::checkpoint::write_file_atomic;
 use crate::train::{load_run_model, predict_split, run_store_context, TrainResult};
@@ -69,4 +69,89 @@ pub fn evaluate(
     write_file_atomic(&out.join("predictions.csv"), &csv)?;
     write_file_atomic(&out.join("metrics.json"), &report.to_json_string())?;
     Ok(report)
+}
+
+/// Image-level lesion presence on `split`: per photograph, whether any of its non-black
+/// patches has the lesion (truth), and the model's score for it. The attention-pool
+/// variant scores with its gated-attention head over all the photograph's non-black
+/// patches (what it was trained for); every other variant with its highest patch
+/// probability. Returns (image ids, truth, scores) in id order.
+pub type ImagePresence = (Vec<String>, Vec<[u8; 4]>, Vec<[f32; 4]>);
+
+pub fn image_presence(
+    run: &Path,
+    store: &Arc<Store>,
+    split: Split,
+    device: Device,
+    batch_size: usize,
+) -> TrainResult<ImagePresence> {
+    let (vs, model, _, _) = load_run_model(run, device)?;
+    let gctx = run_store_context(run, &model, &vs, store, device)?;
+    let mut by: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+    for r in store.rows.iter().filter(|r| r.split == split && !r.black) {
+        by.entry(r.image_id.as_str()).or_default().push(r.patch);
+    }
+    let p = store.settings.patch_size as usize;
+    let n = 3 * p * p;
+    let (mut ids, mut truth, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+    tch::no_grad(|| -> TrainResult<()> {
+        for (image, patches) in &by {
+            let mut t = [0u8; 4];
+            let mut feats = Vec::new();
+            let mut best = [0f32; 4];
+            for chunk in patches.chunks(batch_size.max(1)) {
+                let mut buf = vec![0f32; chunk.len() * n];
+                for (i, &id) in chunk.iter().enumerate() {
+                    let src = store
+                        .patches
+                        .patch(id as usize)
+                        .ok_or_else(|| format!("{}: no patch {id}", store.dir.display()))?;
+                    fovea_loader::to_tensor_layout(src, p, &mut buf[i * n..(i + 1) * n]);
+                    for (c, v) in t.iter_mut().enumerate() {
+                        *v = (*v).max(store.rows[id as usize].labels[c]);
+                    }
+                }
+                let x = Tensor::from_slice(&buf)
+                    .view([chunk.len() as i64, 3, p as i64, p as i64])
+                    .to_device(device);
+                let f = model.features(&x, false);
+                if model.mil.is_some() {
+                    feats.push(f);
+                } else {
+                    let ctx = match &gctx {
+                        Some(g) => {
+                            Some(g.batch_of_rows(&model, &store.rows, chunk, device, false)?)
+                        }
+                        None => None,
+                    };
+                    let pr = model.head(&f, ctx.as_ref())?.sigmoid().amax([0], false);
+                    let pr: Vec<f32> =
+                        Vec::try_from(pr.to_kind(tch::Kind::Float).to_device(Device::Cpu))
+                            .map_err(|e: tch::TchError| e.to_string())?;
+                    for c in 0..4 {
+                        best[c] = best[c].max(pr[c]);
+                    }
+                }
+            }
+            if !feats.is_empty() {
+                let all = Tensor::cat(&feats, 0);
+                let (logits, _) = model
+                    .bag_logits(&all)
+                    .ok_or("internal: no attention pooling")?;
+                let pr: Vec<f32> = Vec::try_from(
+                    logits
+                        .sigmoid()
+                        .to_kind(tch::Kind::Float)
+                        .to_device(Device::Cpu),
+                )
+                .map_err(|e: tch::TchError| e.to_string())?;
+                best = std::array::from_fn(|c| pr[c]);
+            }
+            ids.push(image.to_string());
+            truth.push(t);
+            scores.push(best);
+        }
+        Ok(())
+    })?;
+    Ok((ids, truth, scores))
 }

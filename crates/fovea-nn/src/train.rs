@@ -431,7 +431,12 @@ pub fn train(
         observer.message(&format!("loaded {n} tensors from {}", w.display()));
     }
     if let Some(w) = &settings.context.pretrained {
-        let n = load_pretrained_under(&mut vs, "global.", w)?;
+        let n = match settings.context.encoder {
+            crate::context::EncoderKind::Resnet18 => load_pretrained_under(&mut vs, "global.", w)?,
+            crate::context::EncoderKind::SwinT => {
+                crate::models::swin::load_swin_pretrained(&mut vs, "global.", w)?
+            }
+        };
         observer.message(&format!(
             "global encoder: loaded {n} tensors from {}",
             w.display()

@@ -139,6 +139,36 @@ fn every_variant_trains_reruns_identically_and_evaluates() {
             .unwrap();
         assert!(r.tuned.macro_f1.is_finite());
         assert!(a.join("eval/metrics.json").exists());
+        // Image-level presence: truth is "any patch positive"; the score is the highest
+        // patch probability of predictions.csv, except for attention pooling's own head.
+        let stx = std::sync::Arc::new(fovea_store::Store::open(&st).unwrap());
+        let (ids, truth, scores) =
+            fovea_nn::eval::image_presence(&a, &stx, Split::Test, Device::Cpu, 7).unwrap();
+        assert!(!ids.is_empty());
+        let csv = std::fs::read_to_string(a.join("eval/predictions.csv")).unwrap();
+        for (k, id) in ids.iter().enumerate() {
+            let rows: Vec<Vec<f32>> = csv
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').collect::<Vec<_>>())
+                .filter(|c| c[1] == id)
+                .map(|c| c[2..10].iter().map(|v| v.parse().unwrap()).collect())
+                .collect();
+            for c in 0..4 {
+                let t = rows.iter().any(|r| r[c] == 1.0) as u8;
+                assert_eq!(truth[k][c], t, "{fusion} {id}");
+                let m = rows.iter().map(|r| r[4 + c]).fold(0f32, f32::max);
+                if fusion == Fusion::AttentionPool {
+                    assert!((0.0..=1.0).contains(&scores[k][c]));
+                } else {
+                    assert!(
+                        (scores[k][c] - m).abs() < 1e-5,
+                        "{fusion} {id}: {} vs {m}",
+                        scores[k][c]
+                    );
+                }
+            }
+        }
     }
     // The frozen encoder of every global variant with this seed has the same weights: one
     // cache folder, four entries.
@@ -305,5 +335,50 @@ fn fused_dense_maps_equal_window_by_window_classification() {
         )
         .unwrap_err();
         assert!(e.contains("global features"), "{e}");
+    }
+}
+
+#[test]
+fn swin_t_as_the_global_encoder_trains_evaluates_and_maps() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let st = store(tmp.path());
+    let cache = tmp.path().join("cache");
+    for fusion in [Fusion::Concat, Fusion::CrossAttention] {
+        let mut s = settings(&st, fusion, 1, &cache);
+        s.context.encoder = fovea_nn::context::EncoderKind::SwinT;
+        let run = tmp.path().join(format!("swin-{fusion}"));
+        train(&s, &run, false, &Quiet, &AtomicBool::new(false)).unwrap();
+        let names: Vec<String> = read_tensors(&run.join("model/model.safetensors"))
+            .unwrap()
+            .into_keys()
+            .collect();
+        assert!(names
+            .iter()
+            .any(|n| n == "global.features.5.3.attn.qkv.weight"));
+        let r =
+            fovea_nn::eval::evaluate(&run, &st, Split::Test, &run.join("eval"), Device::Cpu, 32)
+                .unwrap();
+        assert!(r.tuned.macro_f1.is_finite());
+        let rm = RunModel::load(&run, Device::Cpu).unwrap();
+        assert_eq!(
+            rm.info.context.encoder,
+            fovea_nn::context::EncoderKind::SwinT
+        );
+        let rgb =
+            read_rgb(&Dataset::open(&tmp.path().join("data")).unwrap().records[0].image).unwrap();
+        let g = GlobalContext::photograph(&rm.model, &rgb, Device::Cpu).unwrap();
+        // 64-pixel input: 2 x 2 tokens of 768 values.
+        assert_eq!(g.tokens.as_ref().unwrap().size(), vec![1, 4, 768]);
+        let maps = fovea_nn::maps::map_photograph(
+            &rm,
+            &rgb,
+            "x",
+            Path::new("x.png"),
+            &fovea_nn::maps::MapSettings::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert!(maps.windows.computed.iter().any(|&c| c));
     }
 }

@@ -58,6 +58,57 @@ enum Bench {
     Infer(BenchArgs),
     /// Lesion maps of one photograph: dense against window-by-window, agreement, memory.
     Maps(maps_cmd::BenchMapsArgs),
+    /// Whole-image encoders, forward and backward: ResNet-18 trunk and Swin-T at the
+    /// encoder's input size; ends with `resnet18_samples_per_s X` and
+    /// `swin_t_samples_per_s Y`.
+    Encoders(EncoderBenchArgs),
+}
+
+#[derive(clap::Args)]
+struct EncoderBenchArgs {
+    /// Input side in pixels (the global encoder's `context.input_size`).
+    #[arg(long, default_value_t = 256)]
+    size: i64,
+    /// Batch size.
+    #[arg(long, default_value_t = 4)]
+    batch_size: i64,
+    /// Timed steps (after 2 warm-up steps); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// cpu, cuda or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+fn bench_encoders(a: EncoderBenchArgs) -> Result<()> {
+    use fovea_nn::context::EncoderKind;
+    let device = DeviceChoice::parse(&a.device)
+        .with_context(|| format!("--device '{}' is not cpu, cuda or auto", a.device))?
+        .resolve()
+        .map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        a.batch_size > 0 && a.size >= 32 && a.steps > 0,
+        "--batch-size, --size (>= 32) and --steps must be positive"
+    );
+    for kind in [EncoderKind::Resnet18, EncoderKind::SwinT] {
+        let t = fovea_nn::bench::encoder_steps(kind, a.size, a.batch_size, a.steps, 2, device);
+        println!(
+            "encoder {} {}x{} batch {} on {device:?}, {} threads: median forward+backward {:.4} s over {} steps",
+            kind.as_str(),
+            a.size,
+            a.size,
+            a.batch_size,
+            tch::get_num_threads(),
+            t.median_step_s,
+            t.steps
+        );
+        println!(
+            "{}_samples_per_s {:.3}",
+            kind.as_str().replace('-', "_"),
+            t.samples_per_s
+        );
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -84,6 +135,7 @@ fn bench(b: Bench) -> Result<()> {
         Bench::Train(a) => (true, a),
         Bench::Infer(a) => (false, a),
         Bench::Maps(a) => return maps_cmd::bench_maps(a),
+        Bench::Encoders(a) => return bench_encoders(a),
     };
     let kind = ModelKind::parse(&a.model)
         .with_context(|| format!("--model '{}' is not resnet18 or cnn", a.model))?;

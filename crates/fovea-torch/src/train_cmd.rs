@@ -85,14 +85,14 @@ pub struct ContextArgs {
     /// presence, trained jointly) [default: patch].
     #[arg(long)]
     fusion: Option<String>,
-    /// Whole-image encoder: resnet18 [default: resnet18].
+    /// Whole-image encoder: resnet18 or swin-t (torchvision's swin_t layout) [default: resnet18].
     #[arg(long, value_name = "NAME")]
     global_encoder: Option<String>,
     /// Side the field of view is downscaled to for the global encoder, a multiple of 32
     /// [default: 512].
     #[arg(long, value_name = "PX")]
     global_size: Option<u32>,
-    /// ImageNet ResNet-18 weights for the global encoder (torchvision names).
+    /// ImageNet weights for the global encoder, in torchvision's names (resnet18 or swin_t).
     #[arg(long, value_name = "FILE")]
     global_pretrained: Option<PathBuf>,
     /// Train the global encoder too (default: frozen, its features cached).
@@ -116,7 +116,7 @@ impl ContextArgs {
         }
         if let Some(e) = &self.global_encoder {
             c.encoder = EncoderKind::parse(e)
-                .with_context(|| format!("--global-encoder '{e}' is not resnet18"))?;
+                .with_context(|| format!("--global-encoder '{e}' is not resnet18 or swin-t"))?;
         }
         if let Some(v) = self.global_size {
             c.input_size = v;
@@ -348,6 +348,10 @@ pub struct AblateArgs {
     /// Epochs of every run.
     #[arg(long, default_value_t = 5)]
     epochs: usize,
+    /// Comma-separated global encoders (resnet18, swin-t) for the variants that read one
+    /// (concat, cross-attention) [default: --global-encoder's].
+    #[arg(long)]
+    encoders: Option<String>,
     /// Comma-separated seeds; each variant is trained once per seed.
     #[arg(long, default_value = "1,2")]
     seeds: String,
@@ -407,10 +411,21 @@ pub fn ablate(a: AblateArgs, threads: Option<usize>) -> Result<()> {
                 .with_context(|| format!("--seeds: '{v}' is not a whole number"))
         })
         .collect::<Result<Vec<_>>>()?;
+    let encoders = match &a.encoders {
+        None => vec![s.context.encoder],
+        Some(list) => list
+            .split(',')
+            .map(|e| {
+                EncoderKind::parse(e.trim())
+                    .with_context(|| format!("--encoders: '{e}' is not resnet18 or swin-t"))
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
     let device = s.device.resolve().map_err(anyhow::Error::msg)?;
     let settings = fovea_nn::ablation::AblationSettings {
         base: s,
         variants,
+        encoders,
         seeds,
         epochs: a.epochs.max(1),
     };
@@ -418,13 +433,14 @@ pub fn ablate(a: AblateArgs, threads: Option<usize>) -> Result<()> {
     let rows = fovea_nn::ablation::ablate(&settings, &a.out, device, &Console::new(), &cancel)
         .map_err(anyhow::Error::msg)?;
     println!(
-        "{:<17}{:>6}{:>10}{:>8}{:>8}{:>8}{:>8}{:>9}",
-        "variant", "seed", "macro F1", "AP MA", "AP HE", "AP EX", "AP SE", "train s"
+        "{:<17}{:>9}{:>6}{:>10}{:>8}{:>8}{:>8}{:>8}{:>9}",
+        "variant", "encoder", "seed", "macro F1", "AP MA", "AP HE", "AP EX", "AP SE", "train s"
     );
     for r in &rows {
         println!(
-            "{:<17}{:>6}{:>10.3}{:>8.3}{:>8.3}{:>8.3}{:>8.3}{:>9.0}",
+            "{:<17}{:>9}{:>6}{:>10.3}{:>8.3}{:>8.3}{:>8.3}{:>8.3}{:>9.0}",
             r.variant.as_str(),
+            r.encoder,
             r.seed,
             r.macro_f1,
             r.ap[0],

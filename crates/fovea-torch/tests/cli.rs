@@ -170,6 +170,8 @@ fn ablate_writes_one_row_per_variant_and_seed_and_keeps_finished_runs() {
             .args([
                 "--variants",
                 "patch,cross-attention",
+                "--encoders",
+                "resnet18,swin-t",
                 "--seeds",
                 "1",
                 "--epochs",
@@ -191,7 +193,7 @@ fn ablate_writes_one_row_per_variant_and_seed_and_keeps_finished_runs() {
     );
     let csv = std::fs::read_to_string(out.join("ablation.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 3, "{csv}");
+    assert_eq!(lines.len(), 4, "{csv}");
     assert!(lines[0].starts_with("variant,encoder,seed,epochs,macro_f1,"));
     assert!(lines[1].starts_with("patch,-,1,1,"), "{csv}");
     assert!(
@@ -201,20 +203,19 @@ fn ablate_writes_one_row_per_variant_and_seed_and_keeps_finished_runs() {
     for l in &lines[1..] {
         let cols: Vec<&str> = l.split(',').collect();
         assert_eq!(cols.len(), lines[0].split(',').count());
-        assert!(
-            cols[4..]
-                .iter()
-                .all(|v| v.parse::<f64>().is_ok_and(f64::is_finite)),
-            "{l}"
-        );
+        // Patch-level columns are numbers; image-level AP is NaN where every or no test
+        // photograph has the lesion.
+        let finite = |v: &&str| v.parse::<f64>().is_ok_and(f64::is_finite);
+        assert!(cols[4..14].iter().all(finite) && finite(&cols[18]), "{l}");
+        assert!(cols[14..18].iter().all(|v| v.parse::<f64>().is_ok()), "{l}");
     }
     let md = std::fs::read_to_string(out.join("ablation.md")).unwrap();
-    assert!(md.contains("| cross-attention | 1 |"), "{md}");
+    assert!(md.contains("| cross-attention | swin-t | 1 |"), "{md}");
     // A second call keeps the finished runs.
     let second = run();
     assert!(second.status.success());
     let stdout = String::from_utf8_lossy(&second.stdout);
-    assert_eq!(stdout.matches("done before, kept").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("done before, kept").count(), 3, "{stdout}");
     assert_eq!(
         std::fs::read_to_string(out.join("ablation.csv")).unwrap(),
         csv

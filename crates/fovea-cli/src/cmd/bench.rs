@@ -25,6 +25,10 @@ pub enum Bench {
     /// their agreement, peak memory (`fovea bench maps --help`).
     #[command(disable_help_flag = true)]
     Maps(crate::Passthrough),
+    /// Whole-image encoders forward and backward: ResNet-18 trunk and Swin-T
+    /// (`fovea bench encoders --help`; bench/encoders.sh adds PyTorch's in the same run).
+    #[command(disable_help_flag = true)]
+    Encoders(crate::Passthrough),
     /// The input pipeline alone (memory-mapped reads, augmentation, batching), samples/s.
     Pipeline(super::bench_pipeline::PipelineArgs),
 }
@@ -74,6 +78,7 @@ pub fn run(b: Bench, threads: Option<usize>) -> Result<()> {
         Bench::Train(p) => p.hand_over(threads, &["bench", "train"]),
         Bench::Infer(p) => p.hand_over(threads, &["bench", "infer"]),
         Bench::Maps(p) => p.hand_over(threads, &["bench", "maps"]),
+        Bench::Encoders(p) => p.hand_over(threads, &["bench", "encoders"]),
         Bench::Pipeline(a) => super::bench_pipeline::run(a),
     }
 }

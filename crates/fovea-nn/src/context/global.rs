@@ -1,5 +1,8 @@
 //! The global encoder and its per-photograph features.
 //!
+//! The encoder is a ResNet-18 trunk or Swin-T ([`crate::models::swin`]); both reduce the
+//! input 32-fold, so an input of S pixels gives (S/32)^2 tokens (512 or 768 values each).
+//!
 //! A photograph is cropped to the square around its field of view (the bounding box of
 //! the retina, widened to a square centred on it, black where the square passes the
 //! photograph's edge), downscaled to `input_size` x `input_size` and normalised as the
@@ -28,7 +31,8 @@ use tch::{nn, Device, Kind, Tensor};
 use super::attention::grid_positions;
 use super::{EncoderKind, FoveaModel};
 use crate::checkpoint::read_tensors;
-use crate::models::resnet::{ResNet18, RESNET18_FEATURES};
+use crate::models::resnet::ResNet18;
+use crate::models::swin::SwinT;
 use crate::train::{IMAGENET_MEAN, IMAGENET_STD};
 
 /// The square of the photograph the encoder sees, in pixels.
@@ -127,31 +131,40 @@ pub fn token_mask(fov: &FovGrid, frame: &Frame, g: i64) -> Vec<bool> {
     out
 }
 
-/// The ResNet-18 trunk of the global encoder (torchvision names under `global.`).
+/// The global encoder's network (torchvision names under `global.`).
+#[derive(Debug)]
+enum EncoderNet {
+    Resnet18(ResNet18),
+    SwinT(SwinT),
+}
+
+/// The global encoder: a ResNet-18 trunk or Swin-T, both of total stride 32.
 #[derive(Debug)]
 pub struct GlobalEncoder {
     pub kind: EncoderKind,
-    net: ResNet18,
+    net: EncoderNet,
 }
 
 impl GlobalEncoder {
     pub fn new(vs: &nn::Path, kind: EncoderKind) -> GlobalEncoder {
-        match kind {
-            EncoderKind::Resnet18 => GlobalEncoder {
-                kind,
-                net: ResNet18::new(vs, 1),
-            },
-        }
+        let net = match kind {
+            EncoderKind::Resnet18 => EncoderNet::Resnet18(ResNet18::new(vs, 1)),
+            EncoderKind::SwinT => EncoderNet::SwinT(SwinT::new(vs)),
+        };
+        GlobalEncoder { kind, net }
     }
 
     /// Width of a token and of the pooled vector.
     pub fn dim(&self) -> i64 {
-        RESNET18_FEATURES
+        self.kind.dim()
     }
 
     /// `[U, 3, S, S]` -> pooled `[U, G]` and tokens `[U, (S/32)^2, G]` (row-major cells).
     pub fn encode(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let fm = self.net.feature_map(xs, train); // [U, G, h, w]
+        let fm = match &self.net {
+            EncoderNet::Resnet18(n) => n.feature_map(xs, train),
+            EncoderNet::SwinT(n) => n.feature_map(xs, train),
+        }; // [U, G, h, w]
         let pooled = fm.mean_dim([2, 3].as_slice(), false, Kind::Float);
         let tokens = fm.flatten(2, -1).transpose(1, 2).contiguous();
         (pooled, tokens)

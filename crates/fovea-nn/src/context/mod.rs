@@ -86,18 +86,30 @@ impl std::fmt::Display for Fusion {
 pub enum EncoderKind {
     #[default]
     Resnet18,
+    /// Swin-T in torchvision's `swin_t` layout ([`crate::models::swin`]).
+    SwinT,
 }
 
 impl EncoderKind {
     pub fn parse(s: &str) -> Option<EncoderKind> {
         match s {
             "resnet18" => Some(EncoderKind::Resnet18),
+            "swin-t" => Some(EncoderKind::SwinT),
             _ => None,
         }
     }
     pub fn as_str(self) -> &'static str {
         match self {
             EncoderKind::Resnet18 => "resnet18",
+            EncoderKind::SwinT => "swin-t",
+        }
+    }
+
+    /// Width of a token and of the pooled vector.
+    pub fn dim(self) -> i64 {
+        match self {
+            EncoderKind::Resnet18 => RESNET18_FEATURES,
+            EncoderKind::SwinT => crate::models::swin::SWIN_T_DIM,
         }
     }
 }
@@ -108,14 +120,15 @@ impl EncoderKind {
 pub struct ContextSettings {
     /// "patch", "concat", "cross-attention" or "attention-pool".
     pub fusion: Fusion,
-    /// Global encoder architecture ("resnet18").
+    /// Global encoder architecture: "resnet18" or "swin-t".
     pub encoder: EncoderKind,
     /// Side of the square the field of view is downscaled to for the global encoder
     /// (a multiple of 32).
     pub input_size: u32,
     /// Keep the global encoder's weights fixed (its features are then cached).
     pub frozen: bool,
-    /// torchvision ResNet-18 ImageNet weights for the global encoder.
+    /// ImageNet weights for the global encoder in torchvision's names (`resnet18` or
+    /// `swin_t` state dict, `.pth`/`.pt`/`.safetensors`).
     pub pretrained: Option<PathBuf>,
     /// Where cached global features go (default `RUN/global_cache`).
     pub cache_dir: Option<PathBuf>,
@@ -258,7 +271,7 @@ impl FoveaModel {
             .fusion
             .needs_global()
             .then(|| GlobalEncoder::new(&(root / "global"), spec.encoder));
-        let g = RESNET18_FEATURES;
+        let g = spec.encoder.dim();
         let concat =
             (spec.fusion == Fusion::Concat).then(|| ConcatHead::new(&(root / "fusion"), g, 4));
         let cross = (spec.fusion == Fusion::CrossAttention)

@@ -3,6 +3,7 @@
 
 pub mod cnn;
 pub mod resnet;
+pub mod swin;
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
