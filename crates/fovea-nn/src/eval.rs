@@ -13,7 +13,7 @@ use fovea_store::Store;
 use tch::{Device, Tensor};
 
 use crate::checkpoint::write_file_atomic;
-use crate::train::{load_run_model, predict_split, run_store_context, TrainResult};
+use crate::train::{load_run_model, patches_tensor, predict_split, run_store_context, TrainResult};
 
 /// Evaluates the best model of `run` on `split` of `store_dir`, writing into `out`.
 pub fn evaluate(
@@ -91,8 +91,6 @@ pub fn image_presence(
     for r in store.rows.iter().filter(|r| r.split == split && !r.black) {
         by.entry(r.image_id.as_str()).or_default().push(r.patch);
     }
-    let p = store.settings.patch_size as usize;
-    let n = 3 * p * p;
     let (mut ids, mut truth, mut scores) = (Vec::new(), Vec::new(), Vec::new());
     tch::no_grad(|| -> TrainResult<()> {
         for (image, patches) in &by {
@@ -100,20 +98,10 @@ pub fn image_presence(
             let mut feats = Vec::new();
             let mut best = [0f32; 4];
             for chunk in patches.chunks(batch_size.max(1)) {
-                let mut buf = vec![0f32; chunk.len() * n];
-                for (i, &id) in chunk.iter().enumerate() {
-                    let src = store
-                        .patches
-                        .patch(id as usize)
-                        .ok_or_else(|| format!("{}: no patch {id}", store.dir.display()))?;
-                    fovea_loader::to_tensor_layout(src, p, &mut buf[i * n..(i + 1) * n]);
-                    for (c, v) in t.iter_mut().enumerate() {
-                        *v = (*v).max(store.rows[id as usize].labels[c]);
-                    }
+                let (x, any) = patches_tensor(store, chunk, device)?;
+                for (v, a) in t.iter_mut().zip(any) {
+                    *v = (*v).max(a);
                 }
-                let x = Tensor::from_slice(&buf)
-                    .view([chunk.len() as i64, 3, p as i64, p as i64])
-                    .to_device(device);
                 let f = model.features(&x, false);
                 if model.mil.is_some() {
                     feats.push(f);

@@ -3,9 +3,10 @@
 //! trunk tensor must be present with its shape; the fc layer (1000 ImageNet classes) is
 //! replaced by the model's own 4-way head; `num_batches_tracked` counters are ignored.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use tch::nn;
+use tch::{nn, Tensor};
 
 use crate::checkpoint::read_tensors;
 
@@ -21,25 +22,47 @@ pub fn load_pretrained_under(
     prefix: &str,
     path: &Path,
 ) -> Result<usize, String> {
-    let mut named = read_tensors(path)?;
-    // Weights saved from nn.DataParallel carry a "module." prefix.
-    if named.keys().all(|k| k.starts_with("module.")) {
-        named = named
+    let named = read_state_dict(path)?;
+    load_named(vs, prefix, path, &named, "ResNet-18", |r| {
+        r.starts_with("conv1.") || r.starts_with("bn1.") || r.starts_with("layer")
+    })
+}
+
+/// A weight file's tensors by name, without the "module." prefix of weights saved from
+/// `nn.DataParallel`.
+pub fn read_state_dict(path: &Path) -> Result<HashMap<String, Tensor>, String> {
+    let named = read_tensors(path)?;
+    if !named.is_empty() && named.keys().all(|k| k.starts_with("module.")) {
+        return Ok(named
             .into_iter()
             .map(|(k, v)| (k.trim_start_matches("module.").to_string(), v))
-            .collect();
+            .collect());
     }
+    Ok(named)
+}
+
+/// Copies into every variable of `vs` named `prefix` + a name that `wanted` accepts the
+/// tensor of that name in `named` (read from `path`), after checking that all are there
+/// with the variables' shapes; `model` names the architecture in errors. Returns the
+/// number of tensors copied.
+pub fn load_named(
+    vs: &mut nn::VarStore,
+    prefix: &str,
+    path: &Path,
+    named: &HashMap<String, Tensor>,
+    model: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<usize, String> {
     let mut vars = vs.variables();
-    let trunk = |k: &str| {
-        k.strip_prefix(prefix).is_some_and(|r| {
-            r.starts_with("conv1.") || r.starts_with("bn1.") || r.starts_with("layer")
-        })
-    };
-    let mut names: Vec<String> = vars.keys().filter(|k| trunk(k)).cloned().collect();
+    let mut names: Vec<String> = vars
+        .keys()
+        .filter(|k| k.strip_prefix(prefix).is_some_and(&wanted))
+        .cloned()
+        .collect();
     names.sort();
     if names.is_empty() {
         return Err(format!(
-            "{}: this model has no ResNet-18 trunk under '{prefix}' to load it into",
+            "{}: this model has no {model} under '{prefix}' to load it into",
             path.display()
         ));
     }
@@ -50,12 +73,11 @@ pub fn load_pretrained_under(
         .filter(|n| !named.contains_key(n))
         .collect();
     if !missing.is_empty() {
-        let list: Vec<&str> = missing.iter().take(5).map(|s| s.as_str()).collect();
         return Err(format!(
-            "{}: not torchvision ResNet-18 weights: {} tensor(s) missing, e.g. {}",
+            "{}: not torchvision {model} weights: {} tensor(s) missing, e.g. {}",
             path.display(),
             missing.len(),
-            list.join(", ")
+            missing[..missing.len().min(5)].join(", ")
         ));
     }
     for name in &names {
@@ -65,8 +87,9 @@ pub fn load_pretrained_under(
         );
         if src.size() != dst.size() {
             return Err(format!(
-                "{}: tensor '{name}' has shape {:?}, ResNet-18 needs {:?}",
+                "{}: tensor '{}' has shape {:?}, {model} needs {:?}",
                 path.display(),
+                file_name(name),
                 src.size(),
                 dst.size()
             ));

@@ -267,28 +267,38 @@ impl Bags {
     }
 }
 
-/// Normalised patches `[N, 3, P, P]` of `ids` and their bag label (any patch positive).
-fn bag_batch(store: &Store, ids: &[u64], device: Device) -> TrainResult<(Tensor, Tensor)> {
+/// Normalised patches `[N, 3, P, P]` of `ids` (no augmentation) and, per lesion, whether
+/// any of them has it.
+pub fn patches_tensor(
+    store: &Store,
+    ids: &[u64],
+    device: Device,
+) -> TrainResult<(Tensor, [u8; 4])> {
     let p = store.settings.patch_size as usize;
     let n = 3 * p * p;
     let mut buf = vec![0f32; ids.len() * n];
-    let mut lab = [0f32; 4];
+    let mut any = [0u8; 4];
     for (i, &id) in ids.iter().enumerate() {
         let src = store
             .patches
             .patch(id as usize)
             .ok_or_else(|| format!("{}: no patch {id}", store.dir.display()))?;
         fovea_loader::to_tensor_layout(src, p, &mut buf[i * n..(i + 1) * n]);
-        for (c, l) in lab.iter_mut().enumerate() {
-            *l = l.max(store.rows[id as usize].labels[c] as f32);
+        for (c, l) in any.iter_mut().enumerate() {
+            *l = (*l).max(store.rows[id as usize].labels[c]);
         }
     }
-    Ok((
-        Tensor::from_slice(&buf)
-            .view([ids.len() as i64, 3, p as i64, p as i64])
-            .to_device(device),
-        Tensor::from_slice(&lab).to_device(device),
-    ))
+    let x = Tensor::from_slice(&buf)
+        .view([ids.len() as i64, 3, p as i64, p as i64])
+        .to_device(device);
+    Ok((x, any))
+}
+
+/// A bag's patches and its label (any patch positive), as a `[4]` float tensor.
+fn bag_batch(store: &Store, ids: &[u64], device: Device) -> TrainResult<(Tensor, Tensor)> {
+    let (x, any) = patches_tensor(store, ids, device)?;
+    let lab: Vec<f32> = any.iter().map(|&v| v as f32).collect();
+    Ok((x, Tensor::from_slice(&lab).to_device(device)))
 }
 
 /// Patch ids, truth `[N][4]`, sigmoid probabilities `[N][4]` and mean loss.

@@ -22,7 +22,7 @@ use std::path::Path;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use crate::checkpoint::read_tensors;
+use crate::pretrained::{load_named, read_state_dict};
 
 pub const SWIN_T_DIM: i64 = 768;
 const EMBED: i64 = 96;
@@ -364,13 +364,7 @@ pub fn load_swin_pretrained(
     prefix: &str,
     path: &Path,
 ) -> Result<usize, String> {
-    let mut named = read_tensors(path)?;
-    if !named.is_empty() && named.keys().all(|k| k.starts_with("module.")) {
-        named = named
-            .into_iter()
-            .map(|(k, v)| (k.trim_start_matches("module.").to_string(), v))
-            .collect();
-    }
+    let named = read_state_dict(path)?;
     let want = Tensor::from_slice(&relative_position_index(WINDOW));
     for (k, v) in &named {
         if k.ends_with("relative_position_index")
@@ -382,53 +376,9 @@ pub fn load_swin_pretrained(
             ));
         }
     }
-    let mut vars = vs.variables();
-    let mut names: Vec<String> = vars
-        .keys()
-        .filter(|k| {
-            k.strip_prefix(prefix)
-                .is_some_and(|r| r.starts_with("features.") || r.starts_with("norm."))
-        })
-        .cloned()
-        .collect();
-    names.sort();
-    if names.is_empty() {
-        return Err(format!(
-            "{}: this model has no Swin-T under '{prefix}' to load it into",
-            path.display()
-        ));
-    }
-    let file_name = |n: &str| n[prefix.len()..].to_string();
-    let missing: Vec<String> = names
-        .iter()
-        .map(|n| file_name(n))
-        .filter(|n| !named.contains_key(n))
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "{}: not torchvision swin_t weights: {} tensor(s) missing, e.g. {}",
-            path.display(),
-            missing.len(),
-            missing[..missing.len().min(5)].join(", ")
-        ));
-    }
-    for name in &names {
-        let (src, dst) = (
-            &named[&file_name(name)],
-            vars.get_mut(name).expect("listed"),
-        );
-        if src.size() != dst.size() {
-            return Err(format!(
-                "{}: tensor '{}' has shape {:?}, Swin-T needs {:?}",
-                path.display(),
-                file_name(name),
-                src.size(),
-                dst.size()
-            ));
-        }
-        tch::no_grad(|| dst.copy_(&src.to_kind(dst.kind()).to_device(dst.device())));
-    }
-    Ok(names.len())
+    load_named(vs, prefix, path, &named, "swin_t", |r| {
+        r.starts_with("features.") || r.starts_with("norm.")
+    })
 }
 
 #[cfg(test)]
