@@ -34,11 +34,37 @@ fn header(n: u64, p: u32) -> Vec<u8> {
 }
 
 /// Streams patches of side P into a `.npy` file.
+///
+/// Every [`WRITEBACK_BYTES`] it asks the kernel to start writing what it has to disk
+/// without waiting for it (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`, through libc:
+/// no maintained crate wraps it). The disk then works while the photographs are decoded,
+/// rather than all at once in the final `fsync`, which would otherwise find the whole
+/// store (2.2 GB for P = 128 on the IDRiD sample) still in the page cache: the kernel only
+/// starts writing back by itself once dirty pages reach a tenth of the memory.
 pub struct NpyPatchWriter {
     path: PathBuf,
     out: BufWriter<File>,
     patch: u32,
     count: u64,
+    since_writeback: usize,
+}
+
+/// Bytes appended between two writeback requests.
+pub const WRITEBACK_BYTES: usize = 64 << 20;
+
+/// Starts writing back the file's dirty pages (not waiting); a no-op off Linux.
+fn start_writeback(file: &File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open file descriptor; offset 0 and length 0 mean the whole file.
+        // Failure only means the kernel writes back later by itself, so it is ignored.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
 }
 
 impl NpyPatchWriter {
@@ -53,6 +79,7 @@ impl NpyPatchWriter {
             out,
             patch,
             count: 0,
+            since_writeback: 0,
         })
     }
 
@@ -66,6 +93,14 @@ impl NpyPatchWriter {
             .write_all(data)
             .map_err(|e| StoreError::io(&self.path, e))?;
         self.count += (data.len() / one) as u64;
+        self.since_writeback += data.len();
+        if self.since_writeback >= WRITEBACK_BYTES {
+            self.out
+                .flush()
+                .map_err(|e| StoreError::io(&self.path, e))?;
+            start_writeback(self.out.get_ref());
+            self.since_writeback = 0;
+        }
         Ok(())
     }
 
