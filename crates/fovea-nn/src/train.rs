@@ -187,7 +187,19 @@ pub fn store_context(
     if !model.needs_context() {
         return Ok(None);
     }
-    let images = store_photographs(store, settings.dataset.as_deref())?;
+    // Without the photographs, a frozen encoder's cached features still serve.
+    let images = match store_photographs(store, settings.dataset.as_deref()) {
+        Ok(v) => v,
+        Err(e) if settings.frozen => {
+            observer.message(&format!("{e}; using the cached global features"));
+            let ids: std::collections::BTreeSet<&str> =
+                store.rows.iter().map(|r| r.image_id.as_str()).collect();
+            ids.into_iter()
+                .map(|id| (id.to_string(), PathBuf::new()))
+                .collect()
+        }
+        Err(e) => return Err(e),
+    };
     let t0 = Instant::now();
     let g = GlobalContext::build(
         model,

@@ -170,11 +170,40 @@ fn every_variant_trains_reruns_identically_and_evaluates() {
             }
         }
     }
+    // Without the photographs, evaluation reads the cached global features; with neither,
+    // it names the photograph it lacks.
+    let data = tmp.path().join("data");
+    let away = tmp.path().join("data-away");
+    std::fs::rename(&data, &away).unwrap();
+    let run = tmp.path().join("cross-attention-a");
+    fovea_nn::eval::evaluate(&run, &st, Split::Test, &run.join("eval2"), Device::Cpu, 32).unwrap();
+    let preds = |d: &str| std::fs::read_to_string(run.join(d).join("predictions.csv")).unwrap();
+    assert_eq!(preds("eval2"), preds("eval"));
+    let key = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let gone = std::fs::read_dir(&key)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&gone).unwrap();
+    let e = fovea_nn::eval::evaluate(&run, &st, Split::Test, &run.join("eval4"), Device::Cpu, 32)
+        .unwrap_err();
+    assert!(
+        e.contains("not in the cache") && e.contains("photograph"),
+        "{e}"
+    );
+    std::fs::rename(&away, &data).unwrap();
     // The frozen encoder of every global variant with this seed has the same weights: one
-    // cache folder, four entries.
+    // cache folder, four entries (three after the removal above).
     let dirs: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
-    assert_eq!(std::fs::read_dir(dirs[0].path()).unwrap().count(), 4);
+    assert_eq!(std::fs::read_dir(dirs[0].path()).unwrap().count(), 3);
 }
 
 #[test]

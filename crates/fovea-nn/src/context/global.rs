@@ -373,6 +373,14 @@ impl GlobalContext {
                     }
                 }
             }
+            if path.as_os_str().is_empty() {
+                return Err(format!(
+                    "photograph {id}: its global features are not in the cache{} and the photograph is not available",
+                    dir.as_ref()
+                        .map(|d| format!(" ({})", d.display()))
+                        .unwrap_or_default()
+                ));
+            }
             let (x, mask, frame) = prepare(path, size, &fov_settings, grid)?;
             let xt = Tensor::from_slice(&x).view([1, 3, size as i64, size as i64]);
             let mask = Tensor::from_slice(&mask);
