@@ -170,7 +170,10 @@ fn load(inputs: &ReportInputs) -> Result<Context> {
         thresholds,
         pixel,
         maps: inputs.maps.clone(),
-        ablation: inputs.ablation.clone(),
+        ablation: inputs
+            .ablation
+            .clone()
+            .or_else(|| ablation_beside(&inputs.run)),
     })
 }
 
@@ -219,4 +222,15 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary> 
             })
             .collect(),
     })
+}
+
+/// A run of `fovea ablate` (`DIR/runs/<variant>-seed<S>`) shows its ablation's table
+/// (`DIR/ablation.csv`) without being told.
+fn ablation_beside(run: &Path) -> Option<PathBuf> {
+    let runs = run.parent()?;
+    if runs.file_name()? != "runs" {
+        return None;
+    }
+    let table = runs.parent()?.join("ablation.csv");
+    table.is_file().then_some(table)
 }

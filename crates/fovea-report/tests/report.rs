@@ -573,3 +573,39 @@ fn pr_roc_legends_agree_with_metrics_json() {
         assert_eq!((img.width(), img.height()), (960, 540));
     }
 }
+
+#[test]
+fn a_run_of_an_ablation_shows_the_ablation_table_untold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = make_store(tmp.path());
+    let made = make_run(tmp.path(), &store, 2);
+    let abl = tmp.path().join("abl");
+    std::fs::create_dir_all(abl.join("runs")).unwrap();
+    let run = abl.join("runs/patch-seed1");
+    std::fs::rename(&made, &run).unwrap();
+    std::fs::write(
+        abl.join("ablation.csv"),
+        "variant,encoder,seed,macro_f1,image_ap_se\npatch,-,1,0.100,NaN\nconcat,resnet18,1,0.120,0.5\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("report.html");
+    let summary = write_report(&ReportInputs::new(&run), &out).unwrap();
+    assert!(summary
+        .sections
+        .iter()
+        .any(|s| s.id == "ablation" && s.shown));
+    let doc = Html::parse_document(&std::fs::read_to_string(&out).unwrap());
+    let rows: Vec<Vec<String>> = doc
+        .select(&sel("table.ablation tbody tr"))
+        .map(|r| r.select(&sel("td")).map(text).collect())
+        .collect();
+    assert_eq!(rows[1], ["concat", "resnet18", "1", "0.120", "0.5"]);
+    // A run elsewhere does not pick up a stray table.
+    let lone = tmp.path().join("lone");
+    std::fs::rename(&run, &lone).unwrap();
+    let summary = write_report(&ReportInputs::new(&lone), &out).unwrap();
+    assert!(summary
+        .sections
+        .iter()
+        .any(|s| s.id == "ablation" && !s.shown));
+}
