@@ -111,6 +111,8 @@ ratio=$(value ratio_extract_to_decode "$F")
 decode_cpu_s=$(value decode_cpu_s "$F")
 extract_cpu_s=$(value extract_cpu_s "$F")
 cpu_ratio=$(value cpu_ratio_extract_to_decode "$F")
+write_s=$(value write_s "$F")
+write_direct=$(grep -o 'direct I/O: [a-z]*' "$F" | head -1 | cut -d' ' -f3)
 fovea_rss=$(rss_mib "$TMP/fovea$best.time" "$(value peak_rss_mib "$F")")
 if ((RUNS > 1)); then
     echo "== runs (decode_s, extract_s): $(for ((i = 1; i <= RUNS; i++)); do printf '(%s, %s) ' "$(value decode_s "$TMP/fovea$i.out")" "$(value extract_s "$TMP/fovea$i.out")"; done)-> run $best"
@@ -145,6 +147,10 @@ printf '%-36s %10s\n' "decode only (Fovea), s" "$decode_s"
 printf '%-36s %10s\n' "extraction (Fovea), s" "$extract_s"
 printf '%-36s %10s   goal <= 1.3: %s\n' "ratio extraction / decode" "$ratio" "$(goal "$ratio" '<=' 1.3)"
 printf '%-36s %10s   (CPU s, all threads: decode %s, extraction %s)\n' "CPU-time ratio" "${cpu_ratio:-n/a}" "${decode_cpu_s:-n/a}" "${extract_cpu_s:-n/a}"
+if [[ -n $write_s ]]; then
+    floor=$(awk -v a="$write_s" -v b="$decode_s" 'BEGIN { printf "%.3f", a / b }')
+    printf '%-36s %10s   (the same bytes written alone, direct I/O %s: the disk'"'"'s floor, %s x decode)\n' "write only (Fovea), s" "$write_s" "${write_direct:-?}" "$floor"
+fi
 printf '%-36s %10s\n' "Fovea peak RSS, MiB" "$fovea_rss"
 printf '%-36s %10s   (of which PIL decoding %s s)\n' "Python reference, s" "$py_s" "$py_decode_s"
 printf '%-36s %10s\n' "Python peak RSS, MiB" "$py_rss"

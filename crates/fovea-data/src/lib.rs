@@ -6,16 +6,20 @@
 //! Coordinates are pixels of the original photograph, x to the right, y down. Lesion order
 //! is always MA, HE, EX, SE.
 
+pub mod contrast;
 pub mod dataset;
 pub mod error;
 pub mod fov;
 pub mod io;
 pub mod lesion;
+pub mod mask_count;
 pub mod synth;
 
+pub use contrast::Enhance;
 pub use dataset::{Dataset, ImageRecord, Layout, Split};
 pub use error::{DataError, Result};
 pub use fov::{count_in_rect, field_of_view, fov_grid, FovGrid, FovSettings};
 pub use io::{load_sample, read_mask, read_rgb, Mask, Sample};
 pub use lesion::{Lesion, LESIONS, NUM_LESIONS};
+pub use mask_count::MaskBlocks;
 pub mod testdata;

@@ -307,8 +307,11 @@ pub fn write_tables(out: &Path, rows: &[AblationRow]) -> TrainResult<()> {
             .iter()
             .filter(|r| r.variant == v && r.encoder == enc)
             .collect();
+        let stat = |f: &dyn Fn(&AblationRow) -> f64| {
+            mean_sd(&of.iter().map(|r| f(r)).collect::<Vec<_>>())
+        };
         let col = |f: &dyn Fn(&AblationRow) -> f64| {
-            let (m, s) = mean_sd(&of.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let (m, s) = stat(f);
             format!("{m:.3} ± {s:.3}")
         };
         let _ = write!(
@@ -325,7 +328,11 @@ pub fn write_tables(out: &Path, rows: &[AblationRow]) -> TrainResult<()> {
             " {} | {} | {} |",
             col(&|r| r.macro_ap()),
             col(&|r| r.image_macro_ap()),
-            col(&|r| r.train_seconds)
+            {
+                // Seconds as whole numbers, like the per-run table above.
+                let (m, s) = stat(&|r| r.train_seconds);
+                format!("{m:.0} ± {s:.0}")
+            }
         );
     }
     write_file_atomic(&out.join("ablation.md"), &md)
@@ -380,5 +387,8 @@ mod tests {
             md.contains("| concat | resnet18 | 1 | 0.300 ± 0.000 |"),
             "{md}"
         );
+        // Training seconds in whole numbers in both tables.
+        assert!(md.contains(" 12 |\n"), "{md}");
+        assert!(md.contains(" 12 ± 0 |\n"), "{md}");
     }
 }

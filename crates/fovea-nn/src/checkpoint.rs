@@ -30,6 +30,10 @@ pub struct ModelInfo {
     /// Whole-image context parts (older runs: the patch classifier alone).
     #[serde(default)]
     pub context: crate::context::ContextSpec,
+    /// The transform the training store applied to photographs before cutting patches;
+    /// `fovea predict` applies it to new photographs (older runs: none).
+    #[serde(default)]
+    pub enhance: fovea_data::Enhance,
 }
 
 /// `state.json` of a checkpoint: where training stands after a completed epoch.

@@ -59,7 +59,7 @@ impl Default for MapSettings {
             cell: 8,
             weight: WindowWeight::Hann,
             mode: MapMode::Dense,
-            tile: 48,
+            tile: 24,
             halo: 32,
             batch: 64,
             overlay_width: 1600,
@@ -127,6 +127,19 @@ impl RunModel {
             None
         };
         let g = g.as_ref();
+        // The patch model sees photographs as its training store's patches were cut: after
+        // the store's enhancement (the global encoder sees the photograph as it is).
+        let enhanced;
+        let rgb = match self.info.enhance {
+            fovea_data::Enhance::None => rgb,
+            e => {
+                enhanced = match fov {
+                    Some(f) => e.apply(rgb, f),
+                    None => e.apply(rgb, &fov_grid(rgb, &s.fov)),
+                };
+                &enhanced
+            }
+        };
         match mode {
             MapMode::Dense => {
                 dense_window_probs(&self.model, g, rgb, fov, &d, self.device, progress)

@@ -669,6 +669,7 @@ pub fn train(
                 epoch: epoch + 1,
                 val_macro_f1: val_m.macro_f1,
                 context: settings.context.spec(),
+                enhance: store.settings.enhance,
             };
             write_dir_atomic(&run.join("model"), |d| {
                 save_vars(&vs, &d.join("model.safetensors"))?;

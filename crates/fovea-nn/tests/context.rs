@@ -272,6 +272,7 @@ fn fused_model(fusion: Fusion) -> RunModel {
             epoch: 1,
             val_macro_f1: 0.0,
             context: spec,
+            enhance: Default::default(),
         },
         thresholds: [0.5; 4],
         device: Device::Cpu,

@@ -44,6 +44,7 @@ fn make_run(dir: &Path, kind: ModelKind, pool: Pool, patch: usize) -> PathBuf {
         epoch: 1,
         val_macro_f1: 0.0,
         context: Default::default(),
+        enhance: Default::default(),
     };
     std::fs::write(
         model_dir.join("model.toml"),
@@ -235,6 +236,39 @@ fn dense_windows_agree_with_window_by_window() {
             "lesion {c}: {a:?} vs {b:?}"
         );
     }
+}
+
+#[test]
+fn a_run_trained_on_an_enhanced_store_maps_enhanced_photographs() {
+    // model.toml records the store's enhancement; the maps of a photograph are then those
+    // of the enhanced photograph under the same weights without it.
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let run = make_run(dir.path(), ModelKind::Cnn, Pool::Max, 32);
+    let plain = RunModel::load(&run, Device::Cpu).unwrap();
+    let toml_path = run.join("model/model.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    let mut info: ModelInfo = toml::from_str(&text).unwrap();
+    assert_eq!(info.enhance, fovea_data::Enhance::None);
+    info.enhance = fovea_data::Enhance::LocalContrast;
+    std::fs::write(&toml_path, toml::to_string(&info).unwrap()).unwrap();
+    let enhanced = RunModel::load(&run, Device::Cpu).unwrap();
+    let data = synth(dir.path(), 1, 256, 192);
+    let (rgb, _) = photo(&data);
+    let fov = fovea_data::fov_grid(&rgb, &Default::default());
+    let s = MapSettings::default();
+    let by_run = enhanced
+        .windows(&rgb, Some(&fov), &s, MapMode::Dense, &mut |_, _| {})
+        .unwrap();
+    let pre = fovea_data::contrast::local_contrast(&rgb, &fov);
+    let by_hand = plain
+        .windows(&pre, Some(&fov), &s, MapMode::Dense, &mut |_, _| {})
+        .unwrap();
+    let raw = plain
+        .windows(&rgb, Some(&fov), &s, MapMode::Dense, &mut |_, _| {})
+        .unwrap();
+    assert_eq!(by_run.probs, by_hand.probs);
+    assert_ne!(by_run.probs, raw.probs);
 }
 
 #[test]

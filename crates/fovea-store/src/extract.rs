@@ -1,8 +1,9 @@
 //! Patch extraction: from a dataset to a patch store (CONTRACTS 2).
 //!
-//! Photographs are processed in parallel (rayon) in small ordered batches, so memory holds
-//! only a few decoded photographs at a time whatever the dataset's size, while a writer
-//! thread appends the previous batch to `patches.npy` and `index.csv` in image order.
+//! Photographs are processed in parallel (as many workers as rayon's pool has threads),
+//! taken in order and never more than a few ahead of the writer, so memory holds only a few
+//! decoded photographs at a time whatever the dataset's size, while the writer appends each
+//! to `patches.npy` and `index.csv` in image order.
 //! Everything is written into a `.NAME.partial` folder beside the target and renamed into
 //! place at the end: an interrupted run never leaves a store that looks whole, and the next
 //! run removes the partial folder and starts again.
@@ -11,15 +12,15 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Condvar, Mutex};
 
 use fovea_data::{
-    count_in_rect, fov_grid, load_sample, Dataset, ImageRecord, Split, LESIONS, NUM_LESIONS,
+    fov_grid, load_sample, Dataset, ImageRecord, MaskBlocks, Split, LESIONS, NUM_LESIONS,
 };
+use image::RgbImage;
 use rand::seq::index::sample as sample_indices;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 
 use crate::components::components;
 use crate::error::{Result, StoreError};
@@ -29,6 +30,10 @@ use crate::npy::NpyPatchWriter;
 use crate::settings::ExtractSettings;
 use crate::split::{assign_splits, read_split_file};
 use crate::stats::StoreStats;
+
+/// Cell side of the lesion-pixel counts (a divisor of the usual patch sizes and strides, so
+/// grid patches cover whole cells).
+const MASK_BLOCK: u32 = 16;
 
 /// Progress reports from a long-running job. Libraries report; the CLI draws the bars.
 pub trait Progress: Sync {
@@ -49,8 +54,31 @@ pub struct ImagePatches {
     pub id: String,
     /// Rows with `patch` = 0 and `split` unset (filled in by the writer).
     pub rows: Vec<PatchRow>,
-    /// `rows.len()` patches of P*P*3 bytes, HWC RGB.
-    pub data: Vec<u8>,
+    /// The decoded photograph the patches are cropped from (by the store's writer, straight
+    /// into its output buffer: no intermediate copy).
+    pub rgb: RgbImage,
+}
+
+impl ImagePatches {
+    /// Top-left corners of the patches, in row order.
+    pub fn corners(&self) -> Vec<(u32, u32)> {
+        self.rows.iter().map(|r| (r.x, r.y)).collect()
+    }
+
+    /// The patches' bytes, `rows.len()` patches of P*P*3 bytes, HWC RGB.
+    pub fn data(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let raw = self.rgb.as_raw();
+        let row_bytes = self.rgb.width() as usize * 3;
+        for r in &self.rows {
+            let p = r.size as usize;
+            for k in 0..p {
+                let src = (r.y as usize + k) * row_bytes + r.x as usize * 3;
+                out.extend_from_slice(&raw[src..src + p * 3]);
+            }
+        }
+        out
+    }
 }
 
 /// What an extraction produced.
@@ -80,6 +108,10 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
     let (w, h) = sample.rgb.dimensions();
     let p = settings.patch_size;
     let fov = fov_grid(&sample.rgb, &settings.fov);
+    let rgb = match settings.enhance {
+        fovea_data::Enhance::None => sample.rgb,
+        e => e.apply(&sample.rgb, &fov),
+    };
 
     // Where the patches go.
     let mut places: Vec<(u32, u32, PatchKind, Option<fovea_data::Lesion>)> = Vec::new();
@@ -91,11 +123,21 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
         );
     }
     let lc = &settings.lesion_centred;
+    // Lesion pixels per 16 x 16 cell, for counting them in every patch; a lesion without a
+    // mask file has an all-zero mask: no need to look.
+    let blocks: Vec<Option<MaskBlocks>> = LESIONS
+        .iter()
+        .zip(&sample.masks)
+        .map(|(l, mask)| {
+            record.masks[l.index()]
+                .is_some()
+                .then(|| MaskBlocks::new(mask, MASK_BLOCK))
+                .filter(|b| b.total() > 0)
+        })
+        .collect();
     let mut has_lesion = [false; NUM_LESIONS];
-    for (l, mask) in LESIONS.iter().zip(&sample.masks) {
-        // A lesion without a mask file has an all-zero mask: no need to look.
-        has_lesion[l.index()] =
-            record.masks[l.index()].is_some() && mask.as_raw().iter().any(|&v| v != 0);
+    for (h, b) in has_lesion.iter_mut().zip(&blocks) {
+        *h = b.is_some();
     }
     if lc.per_component > 0 {
         for l in LESIONS {
@@ -133,29 +175,19 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
         }
     }
 
-    // Crop and label.
+    // Label (the writer crops).
     let region = settings.label_region();
-    let one = (p as usize).pow(2) * 3;
-    let mut data: Vec<u8> = Vec::with_capacity(places.len() * one);
-    let raw = sample.rgb.as_raw();
-    let row_bytes = w as usize * 3;
     let mut rows = Vec::with_capacity(places.len());
     for &(x, y, kind, centred_on) in &places {
-        for r in 0..p as usize {
-            let src = (y as usize + r) * row_bytes + x as usize * 3;
-            data.extend_from_slice(&raw[src..src + p as usize * 3]);
-        }
         let (rx, ry, rs) = label_region(x, y, p, region);
         let mut px = [0u32; NUM_LESIONS];
         let mut labels = [0u8; NUM_LESIONS];
         let mut any = false;
-        for i in 0..NUM_LESIONS {
-            if !has_lesion[i] {
-                continue;
-            }
-            px[i] = count_in_rect(&sample.masks[i], rx, ry, rs, rs) as u32;
+        for (i, b) in blocks.iter().enumerate() {
+            let Some(b) = b else { continue };
+            px[i] = b.count_in_rect(rx, ry, rs, rs) as u32;
             labels[i] = u8::from(px[i] >= settings.label.min_lesion_px);
-            any |= px[i] > 0 || (rs < p && count_in_rect(&sample.masks[i], x, y, p, p) > 0);
+            any |= px[i] > 0 || (rs < p && b.count_in_rect(x, y, p, p) > 0);
         }
         let fov_frac = fov.count_in_rect(x, y, p, p) as f32 / (p as f32 * p as f32);
         rows.push(PatchRow {
@@ -173,10 +205,11 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
             centred_on,
         });
     }
+    drop(blocks);
     Ok(ImagePatches {
         id: sample.id,
         rows,
-        data,
+        rgb,
     })
 }
 
@@ -298,25 +331,58 @@ fn write_store(
     let mut index =
         IndexWriter::new(BufWriter::new(index_file)).map_err(|e| StoreError::io(&index_path, e))?;
 
-    let batch = 2 * rayon::current_num_threads().max(1);
+    let workers = rayon::current_num_threads().max(1);
     progress.start(plan.len() as u64);
-    let (tx, rx) = mpsc::sync_channel::<Vec<(ImagePatches, Split)>>(1);
+    let pipe = Pipeline::new(workers + 2);
+    let (tx, rx) = mpsc::sync_channel::<(usize, Result<ImagePatches>)>(workers + 2);
     let outcome: Result<Vec<PatchRow>> = std::thread::scope(|scope| {
-        let writer = scope.spawn(move || -> Result<Vec<PatchRow>> {
-            let mut all = Vec::new();
-            for chunk in rx {
-                for (img, split) in chunk {
-                    npy.append(&img.data)?;
-                    for mut row in img.rows {
-                        row.patch = all.len() as u64;
-                        row.split = split;
-                        index
-                            .write(&row)
-                            .map_err(|e| StoreError::io(&index_path, e))?;
-                        all.push(row);
+        // Workers take photographs in order, at most `workers + 2` ahead of the writer, so
+        // memory holds a few photographs whatever the dataset's size, and the writer is fed
+        // one photograph at a time (not in batches that wait for their slowest member).
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let pipe = &pipe;
+            scope.spawn(move || {
+                while let Some(i) = pipe.take(plan.len(), cancel) {
+                    let (record, _) = &plan[i];
+                    if tx.send((i, extract_image(record, settings))).is_err() {
+                        break;
                     }
-                    progress.advance(1);
                 }
+            });
+        }
+        drop(tx);
+        let written = (|| -> Result<Vec<PatchRow>> {
+            let mut all = Vec::new();
+            let mut early: std::collections::BTreeMap<usize, Result<ImagePatches>> =
+                Default::default();
+            let mut next = 0usize;
+            while next < plan.len() {
+                let img = match early.remove(&next) {
+                    Some(r) => r,
+                    None => match rx.recv() {
+                        Ok((i, r)) if i == next => r,
+                        Ok((i, r)) => {
+                            early.insert(i, r);
+                            continue;
+                        }
+                        // Every worker stopped: cancelled.
+                        Err(_) => return Err(StoreError::Interrupted),
+                    },
+                }?;
+                let split = plan[next].1;
+                npy.append_crops(img.rgb.as_raw(), img.rgb.width(), &img.corners())?;
+                for mut row in img.rows {
+                    row.patch = all.len() as u64;
+                    row.split = split;
+                    index
+                        .write(&row)
+                        .map_err(|e| StoreError::io(&index_path, e))?;
+                    all.push(row);
+                }
+                next += 1;
+                pipe.written(next);
+                progress.advance(1);
             }
             let mut f = index
                 .into_inner()
@@ -326,37 +392,11 @@ fn write_store(
             f.sync_all().map_err(|e| StoreError::io(&index_path, e))?;
             npy.finish()?;
             Ok(all)
-        });
-        let mut failure = None;
-        for chunk in plan.chunks(batch) {
-            if cancel.load(Ordering::Relaxed) {
-                failure = Some(StoreError::Interrupted);
-                break;
-            }
-            let done: Result<Vec<(ImagePatches, Split)>> = chunk
-                .par_iter()
-                .map(|(r, s)| extract_image(r, settings).map(|p| (p, *s)))
-                .collect();
-            match done {
-                Ok(v) => {
-                    if tx.send(v).is_err() {
-                        break; // the writer failed; its error is returned below
-                    }
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        drop(tx);
-        let written = writer
-            .join()
-            .unwrap_or_else(|_| Err(StoreError::corrupt(dir, "writer thread panicked")));
-        match failure {
-            Some(e) => Err(e),
-            None => written,
-        }
+        })();
+        // Whatever happened, release the workers (they stop at their next photograph).
+        pipe.stop();
+        drop(rx);
+        written
     });
     progress.finish();
     let rows = outcome?;
@@ -366,6 +406,65 @@ fn write_store(
     let toml_path = dir.join("extract.toml");
     write_synced(&toml_path, settings.to_toml().as_bytes())?;
     Ok(stats)
+}
+
+/// Hands out photograph numbers in order to the extraction workers, never more than
+/// `ahead` past the last one written.
+struct Pipeline {
+    ahead: usize,
+    state: Mutex<PipeState>,
+    moved: Condvar,
+}
+
+struct PipeState {
+    next: usize,
+    written: usize,
+    stopped: bool,
+}
+
+impl Pipeline {
+    fn new(ahead: usize) -> Self {
+        Pipeline {
+            ahead,
+            state: Mutex::new(PipeState {
+                next: 0,
+                written: 0,
+                stopped: false,
+            }),
+            moved: Condvar::new(),
+        }
+    }
+
+    /// The next photograph to extract, waiting while the writer is `ahead` behind; `None`
+    /// when all are taken, the run is cancelled or the writer stopped.
+    fn take(&self, total: usize, cancel: &AtomicBool) -> Option<usize> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if st.stopped || st.next >= total || cancel.load(Ordering::Relaxed) {
+                return None;
+            }
+            if st.next < st.written + self.ahead {
+                st.next += 1;
+                return Some(st.next - 1);
+            }
+            // Woken by the writer; the timeout only bounds how late a cancel is seen.
+            st = self
+                .moved
+                .wait_timeout(st, std::time::Duration::from_millis(200))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn written(&self, n: usize) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).written = n;
+        self.moved.notify_all();
+    }
+
+    fn stop(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).stopped = true;
+        self.moved.notify_all();
+    }
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {

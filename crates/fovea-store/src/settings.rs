@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fovea_data::FovSettings;
+use fovea_data::{Enhance, FovSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
@@ -26,6 +26,8 @@ pub struct ExtractSettings {
     pub label: LabelSettings,
     pub black: BlackSettings,
     pub fov: FovSettings,
+    /// Transform of each photograph before patches are cut (`none` or `local-contrast`).
+    pub enhance: Enhance,
     pub lesion_centred: LesionCentredSettings,
     pub split: SplitSettings,
     pub select: SelectSettings,
@@ -42,6 +44,7 @@ impl Default for ExtractSettings {
             label: LabelSettings::default(),
             black: BlackSettings::default(),
             fov: FovSettings::default(),
+            enhance: Enhance::None,
             lesion_centred: LesionCentredSettings::default(),
             split: SplitSettings::default(),
             select: SelectSettings::default(),

@@ -224,6 +224,51 @@ fn reruns_are_identical_and_seeds_matter() {
 }
 
 #[test]
+fn enhanced_stores_hold_crops_of_the_enhanced_photograph_with_the_same_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = synth(&tmp.path().join("data"), 2, 3);
+    let plain = ExtractSettings {
+        patch_size: 32,
+        stride: 32,
+        ..Default::default()
+    };
+    let enhanced = ExtractSettings {
+        enhance: fovea_data::Enhance::LocalContrast,
+        ..plain.clone()
+    };
+    run(&ds, &plain, &tmp.path().join("plain")).unwrap();
+    run(&ds, &enhanced, &tmp.path().join("enh")).unwrap();
+    let a = Store::open(&tmp.path().join("plain")).unwrap();
+    let b = Store::open(&tmp.path().join("enh")).unwrap();
+    // Same patches, same labels: only the pixels change.
+    assert_eq!(a.rows, b.rows);
+    let again = ExtractSettings::from_toml_file(&tmp.path().join("enh/extract.toml")).unwrap();
+    assert_eq!(again.enhance, fovea_data::Enhance::LocalContrast);
+    // Each patch is a crop of the photograph enhanced independently.
+    let rec = &ds.records[0];
+    let rgb = fovea_data::read_rgb(&rec.image).unwrap();
+    let fov = fovea_data::fov_grid(&rgb, &enhanced.fov);
+    let full = fovea_data::contrast::local_contrast(&rgb, &fov);
+    let view = b.patches.view().unwrap();
+    let plain_view = a.patches.view().unwrap();
+    let mut differ = 0;
+    for row in b.rows.iter().filter(|r| r.image_id == rec.id) {
+        let patch = view.index_axis(ndarray::Axis(0), row.patch as usize);
+        for y in 0..32u32 {
+            for x in 0..32u32 {
+                let px = full.get_pixel(row.x + x, row.y + y).0;
+                for c in 0..3 {
+                    assert_eq!(patch[[y as usize, x as usize, c]], px[c]);
+                }
+            }
+        }
+        let plain_patch = plain_view.index_axis(ndarray::Axis(0), row.patch as usize);
+        differ += usize::from(plain_patch != patch);
+    }
+    assert!(differ > 0, "enhancement changed no patch");
+}
+
+#[test]
 fn every_patch_of_an_image_shares_its_split() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = synth(&tmp.path().join("data"), 7, 2);

@@ -35,6 +35,7 @@ fn make_run(dir: &Path) -> PathBuf {
         epoch: 1,
         val_macro_f1: 0.0,
         context: Default::default(),
+        enhance: Default::default(),
     };
     std::fs::write(
         run.join("model/model.toml"),

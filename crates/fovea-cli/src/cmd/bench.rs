@@ -154,5 +154,27 @@ fn bench_extract(a: ExtractArgs) -> Result<()> {
         extract_cpu_s / decode_cpu_s
     );
     println!("ratio_extract_to_decode {:.3}", extract_s / decode_s);
+
+    // (c) The disk's floor: writing as many bytes through the store's writer (direct I/O
+    // where the file system allows it), with nothing to decode or crop.
+    let floor_path = out.with_file_name(".write-floor.npy");
+    let p = a.patch_size as usize;
+    let zeros = vec![0u8; p * p * 3 * 64];
+    let t = Instant::now();
+    let mut w = fovea_store::npy::NpyPatchWriter::create(&floor_path, a.patch_size)?;
+    let direct = w.is_direct();
+    let mut left = outcome.stats.all.patches as usize;
+    while left > 0 {
+        let n = left.min(64);
+        w.append(&zeros[..n * p * p * 3])?;
+        left -= n;
+    }
+    w.finish()?;
+    let write_s = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&floor_path);
+    println!(
+        "write_s {write_s:.3}  (the same bytes, written alone; direct I/O: {})",
+        if direct { "yes" } else { "no" }
+    );
     Ok(())
 }

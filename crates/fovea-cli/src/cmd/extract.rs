@@ -45,6 +45,13 @@ pub struct Args {
     /// Field of view: mean red value above which a 4x4 cell is retina [default: 20].
     #[arg(long, value_name = "V")]
     fov_red_threshold: Option<f32>,
+    /// Transform each photograph before cutting patches: none, or local-contrast (Graham's
+    /// preprocessing: minus the local mean colour of the retina, x4, on grey; makes small
+    /// red dots and exudates stand out under any illumination). Recorded in the store, and
+    /// applied by `fovea predict` to new photographs for models trained on it
+    /// [default: none].
+    #[arg(long, value_name = "KIND")]
+    enhance: Option<fovea_data::Enhance>,
     /// No grid patches (only lesion-centred ones).
     #[arg(long)]
     no_grid: bool,
@@ -107,6 +114,7 @@ pub fn resolve(a: &Args) -> Result<ExtractSettings> {
     set!(a.label_region => s.label.region);
     set!(a.black_threshold => s.black.fov_threshold);
     set!(a.fov_red_threshold => s.fov.red_threshold);
+    set!(a.enhance => s.enhance);
     set!(a.lesion_per_component => s.lesion_centred.per_component);
     set!(a.lesion_max_per_image => s.lesion_centred.max_per_image);
     set!(a.lesion_jitter => s.lesion_centred.jitter);
