@@ -160,8 +160,14 @@ pub fn local_contrast(rgb: &RgbImage, fov: &FovGrid) -> RgbImage {
             let p = rgb.get_pixel(x, y).0;
             let mut o = [0u8; 3];
             for c in 0..3 {
-                let local = if wsum > 0.0 { acc[c] / wsum } else { p[c] as f32 };
-                o[c] = (GAIN * (p[c] as f32 - local) + 128.0).round().clamp(0.0, 255.0) as u8;
+                let local = if wsum > 0.0 {
+                    acc[c] / wsum
+                } else {
+                    p[c] as f32
+                };
+                o[c] = (GAIN * (p[c] as f32 - local) + 128.0)
+                    .round()
+                    .clamp(0.0, 255.0) as u8;
             }
             out.put_pixel(x, y, Rgb(o));
         }
@@ -229,7 +235,10 @@ mod tests {
         let fov = fov_grid(&img, &FovSettings::default());
         assert_eq!(local_contrast(&img, &fov).as_raw(), &vec![0u8; 40 * 30 * 3]);
         assert_eq!(Enhance::None.apply(&img, &fov), img);
-        assert_eq!("local-contrast".parse::<Enhance>(), Ok(Enhance::LocalContrast));
+        assert_eq!(
+            "local-contrast".parse::<Enhance>(),
+            Ok(Enhance::LocalContrast)
+        );
         assert!("graham".parse::<Enhance>().is_err());
     }
 }

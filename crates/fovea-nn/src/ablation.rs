@@ -307,9 +307,8 @@ pub fn write_tables(out: &Path, rows: &[AblationRow]) -> TrainResult<()> {
             .iter()
             .filter(|r| r.variant == v && r.encoder == enc)
             .collect();
-        let stat = |f: &dyn Fn(&AblationRow) -> f64| {
-            mean_sd(&of.iter().map(|r| f(r)).collect::<Vec<_>>())
-        };
+        let stat =
+            |f: &dyn Fn(&AblationRow) -> f64| mean_sd(&of.iter().map(|r| f(r)).collect::<Vec<_>>());
         let col = |f: &dyn Fn(&AblationRow) -> f64| {
             let (m, s) = stat(f);
             format!("{m:.3} ± {s:.3}")

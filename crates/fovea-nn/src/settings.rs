@@ -243,6 +243,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shipped_training_configs_parse_and_validate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for name in ["report.toml", "cpu.toml", "ablation-cpu.toml"] {
+            let s = TrainSettings::from_toml_file(&dir.join(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            s.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let cpu = TrainSettings::from_toml_file(&dir.join("cpu.toml")).unwrap();
+        assert_eq!((cpu.model, cpu.pool), (ModelKind::Cnn, Pool::Max));
+    }
+
+    #[test]
     fn defaults_follow_the_report_and_round_trip() {
         let s = TrainSettings::default();
         s.validate().unwrap();

@@ -269,6 +269,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shipped_extraction_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/cpu-extract.toml");
+        let s = ExtractSettings::from_toml_file(&path).unwrap();
+        s.validate().unwrap();
+        assert_eq!((s.patch_size, s.stride), (64, 64));
+        assert_eq!(s.enhance, Enhance::LocalContrast);
+    }
+
+    #[test]
     fn defaults_are_the_reports_and_valid() {
         let s = ExtractSettings::default();
         s.validate().unwrap();
