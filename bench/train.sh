@@ -69,9 +69,13 @@ echo "== torch $("$PY" -c 'import torch; print(torch.__version__)'), $THREADS th
 declare -A R
 for size in $SIZES; do
     for ((r = 1; r <= ROUNDS; r++)); do
-        # A/B/A/B: Fovea then PyTorch, each round, train then infer.
+        # A/B/A/B: Fovea then PyTorch, each round, train then infer, each in the default
+        # (NCHW) layout and channels-last (CL: what `fovea train` does by default on the
+        # CPU; PyTorch's `model.to(memory_format=torch.channels_last)`).
         ft=$(measure samples_per_s "$FOVEA" --threads "$THREADS" bench train --model resnet18 \
             --size "$size" --batch-size 32 --steps "$STEPS" --device "$DEVICE")
+        fc=$(measure samples_per_s "$FOVEA" --threads "$THREADS" bench train --model resnet18 \
+            --size "$size" --batch-size 32 --steps "$STEPS" --device "$DEVICE" --channels-last)
         pt=$(measure train_samples_per_s "$PY" "$ROOT/bench/train_reference.py" --what train \
             --size "$size" --batch-size 32 --steps "$STEPS" --device "$DEVICE" --threads "$THREADS")
         pc=$(measure train_samples_per_s "$PY" "$ROOT/bench/train_reference.py" --what train \
@@ -79,13 +83,18 @@ for size in $SIZES; do
             --channels-last)
         fin=$(measure samples_per_s "$FOVEA" --threads "$THREADS" bench infer --model resnet18 \
             --size "$size" --batch-size 64 --steps "$STEPS" --device "$DEVICE")
+        fic=$(measure samples_per_s "$FOVEA" --threads "$THREADS" bench infer --model resnet18 \
+            --size "$size" --batch-size 64 --steps "$STEPS" --device "$DEVICE" --channels-last)
         pin=$(measure infer_samples_per_s "$PY" "$ROOT/bench/train_reference.py" --what infer \
             --size "$size" --infer-batch-size 64 --steps "$STEPS" --device "$DEVICE" \
             --threads "$THREADS")
-        echo "   size $size round $r: train fovea $ft, pytorch $pt, pytorch-cl $pc;" \
-            "infer fovea $fin, pytorch $pin  (load $(cut -d' ' -f1 /proc/loadavg))"
-        R[$size,ft]+=" $ft"; R[$size,pt]+=" $pt"; R[$size,pc]+=" $pc"
-        R[$size,fi]+=" $fin"; R[$size,pi]+=" $pin"
+        pic=$(measure infer_samples_per_s "$PY" "$ROOT/bench/train_reference.py" --what infer \
+            --size "$size" --infer-batch-size 64 --steps "$STEPS" --device "$DEVICE" \
+            --threads "$THREADS" --channels-last)
+        echo "   size $size round $r: train fovea $ft (CL $fc), pytorch $pt (CL $pc);" \
+            "infer fovea $fin (CL $fic), pytorch $pin (CL $pic)  (load $(cut -d' ' -f1 /proc/loadavg))"
+        R[$size,ft]+=" $ft"; R[$size,fc]+=" $fc"; R[$size,pt]+=" $pt"; R[$size,pc]+=" $pc"
+        R[$size,fi]+=" $fin"; R[$size,fic]+=" $fic"; R[$size,pi]+=" $pin"; R[$size,pic]+=" $pic"
     done
 done
 
@@ -104,20 +113,22 @@ echo "ResNet-18, $DEVICE, $THREADS threads, train batch 32, infer batch 64; samp
 echo "mean over $ROUNDS interleaved rounds of the median of $STEPS steps; ratios = Fovea / PyTorch."
 echo "Pipeline: $SAMPLES samples, batch 32, $THREADS workers, augmentation on; x = pipeline / Fovea train."
 echo
-printf '| %-4s | %-12s | %-15s | %-18s | %-9s | %-9s | %-12s | %-15s | %-5s | %-17s | %-8s |\n' \
-    size "fovea train" "pytorch train" "pytorch train (CL)" "ratio" "ratio CL" \
-    "fovea infer" "pytorch infer" ratio "pipeline" "x train"
-echo "|------|--------------|-----------------|--------------------|-----------|-----------|--------------|-----------------|-------|-------------------|----------|"
+printf '| %-4s | %-16s | %-13s | %-13s | %-10s | %-8s | %-8s | %-16s | %-13s | %-13s | %-10s | %-8s | %-8s | %-9s | %-8s |\n' \
+    size "fovea train CL" "fovea NCHW" "pytorch train" "pytorch CL" "ratio" "CL / CL" \
+    "fovea infer CL" "fovea NCHW" "pytorch infer" "pytorch CL" "ratio" "CL / CL" "pipeline" "x train"
+echo "|------|------------------|---------------|---------------|------------|----------|----------|------------------|---------------|---------------|------------|----------|----------|-----------|----------|"
 for size in $SIZES; do
     # shellcheck disable=SC2086
-    ft=$(mean ${R[$size,ft]}); pt=$(mean ${R[$size,pt]}); pc=$(mean ${R[$size,pc]})
+    ft=$(mean ${R[$size,ft]}); fc=$(mean ${R[$size,fc]}); pt=$(mean ${R[$size,pt]}); pc=$(mean ${R[$size,pc]})
     # shellcheck disable=SC2086
-    fin=$(mean ${R[$size,fi]}); pin=$(mean ${R[$size,pi]})
+    fin=$(mean ${R[$size,fi]}); fic=$(mean ${R[$size,fic]}); pin=$(mean ${R[$size,pi]}); pic=$(mean ${R[$size,pic]})
     pl=${R[$size,pl]}
-    printf '| %-4s | %-12s | %-15s | %-18s | %-9s | %-9s | %-12s | %-15s | %-5s | %-17s | %-8s |\n' \
-        "$size" "$ft" "$pt" "$pc" "$(ratio "$ft" "$pt")x" "$(ratio "$ft" "$pc")x" \
-        "$fin" "$pin" "$(ratio "$fin" "$pin")x" "$pl" "$(ratio "$pl" "$ft")x"
+    printf '| %-4s | %-16s | %-13s | %-13s | %-10s | %-8s | %-8s | %-16s | %-13s | %-13s | %-10s | %-8s | %-8s | %-9s | %-8s |\n' \
+        "$size" "$fc" "$ft" "$pt" "$pc" "$(ratio "$fc" "$pt")x" "$(ratio "$fc" "$pc")x" \
+        "$fic" "$fin" "$pin" "$pic" "$(ratio "$fic" "$pin")x" "$(ratio "$fic" "$pic")x" "$pl" "$(ratio "$pl" "$fc")x"
 done
+echo "ratio: Fovea as it trains and infers (channels-last) / PyTorch's default; CL / CL: both"
+echo "channels-last."
 echo
 echo "load before: see top; load after: $LOAD_AFTER (2-core machine: anything above ~0.1 besides"
 echo "this run means other work shared the cores; compare ratios, not absolute figures)"

@@ -62,7 +62,8 @@ fn sync(device: Device) {
 
 /// Training steps of `kind` on `[batch, 3, size, size]` random inputs with random multi-hot
 /// targets, focal loss and Adam (lr 1e-3, weight decay 1e-5): `warmup` steps, then the median
-/// of `steps` timed steps.
+/// of `steps` timed steps. `channels_last`: model and input laid out NHWC
+/// ([`crate::layout`]), as PyTorch's `model.to(memory_format=torch.channels_last)`.
 pub fn train_steps(
     kind: ModelKind,
     size: i64,
@@ -70,13 +71,18 @@ pub fn train_steps(
     steps: usize,
     warmup: usize,
     device: Device,
+    channels_last: bool,
 ) -> Throughput {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let model = Classifier::new(&vs.root(), kind, 4);
     let loss = Loss::new(&LossSettings::default(), &[100, 100, 100, 20], 1000, device);
+    let mut x = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
+    if channels_last {
+        crate::layout::vars_channels_last(&vs);
+        x = crate::layout::channels_last(&x);
+    }
     let mut opt = Adam::new(&vs, 1e-3, 1e-5, false);
-    let x = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
     let y = Tensor::rand([batch, 4], (Kind::Float, device))
         .gt(0.7)
         .to_kind(Kind::Float);
@@ -95,11 +101,16 @@ pub fn infer_steps(
     steps: usize,
     warmup: usize,
     device: Device,
+    channels_last: bool,
 ) -> Throughput {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let model = Classifier::new(&vs.root(), kind, 4);
-    let x = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
+    let mut x = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
+    if channels_last {
+        crate::layout::vars_channels_last(&vs);
+        x = crate::layout::channels_last(&x);
+    }
     tch::no_grad(|| {
         time_steps(steps, warmup, batch, device, || {
             let _ = model.forward_t(&x, false).sigmoid();

@@ -99,7 +99,16 @@ pub fn write_file_atomic(path: &Path, text: &str) -> Result<(), String> {
 
 /// Saves the variables of `vs` as safetensors.
 pub fn save_vars(vs: &nn::VarStore, path: &Path) -> Result<(), String> {
-    vs.save(path).map_err(|e| io(path, e))
+    // Written from contiguous copies: channels-last weights (crate::layout) are not, and
+    // safetensors holds plain row-major data.
+    let mut named: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (k, crate::layout::contiguous(&v)))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let refs: Vec<(&str, &Tensor)> = named.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    Tensor::write_safetensors(&refs, path).map_err(|e| io(path, e))
 }
 
 /// Loads every variable of `vs` from `path`, checking names and shapes; a missing or

@@ -119,13 +119,12 @@ fn crop_tensor(rgb: &RgbImage, x0: i64, y0: i64, w: i64, h: i64, s: &DenseSettin
     Tensor::from_slice(&buf).view([1, 3, h, w])
 }
 
-/// The same `[N, C, H, W]` values laid out channels-last (NHWC strides): libtorch's CPU
-/// convolutions (oneDNN) then keep that layout through the network, which ran the dense
-/// pass of the shallow CNN over a 4288x2848 photograph about 30 % faster (10.1-11.4 s
-/// against 14.6-16.3 s, `fovea bench maps`). tch has no memory-format argument, so the
-/// layout is made by a permuted copy.
+/// The same `[N, C, H, W]` values laid out channels-last: libtorch's CPU convolutions
+/// (oneDNN) then keep that layout through the network, which ran the dense pass of the
+/// shallow CNN over a 4288x2848 photograph about 30 % faster (10.1-11.4 s against
+/// 14.6-16.3 s, `fovea bench maps`).
 fn channels_last(x: Tensor) -> Tensor {
-    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    crate::layout::channels_last(&x)
 }
 
 fn has_fov(fov: Option<&FovGrid>, x: u32, y: u32, w: u32, h: u32) -> bool {

