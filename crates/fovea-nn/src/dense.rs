@@ -23,6 +23,7 @@
 //! right and bottom edges are black (the colour of the surround outside the field of view).
 //! Windows with no pixel in the field of view are not computed and get probability 0.
 
+use crate::layout::channels_last;
 use fovea_data::fov::FovGrid;
 use fovea_maps::WindowGrid;
 use image::RgbImage;
@@ -119,14 +120,6 @@ fn crop_tensor(rgb: &RgbImage, x0: i64, y0: i64, w: i64, h: i64, s: &DenseSettin
     Tensor::from_slice(&buf).view([1, 3, h, w])
 }
 
-/// The same `[N, C, H, W]` values laid out channels-last: libtorch's CPU convolutions
-/// (oneDNN) then keep that layout through the network, which ran the dense pass of the
-/// shallow CNN over a 4288x2848 photograph about 30 % faster (10.1-11.4 s against
-/// 14.6-16.3 s, `fovea bench maps`).
-fn channels_last(x: Tensor) -> Tensor {
-    crate::layout::channels_last(&x)
-}
-
 fn has_fov(fov: Option<&FovGrid>, x: u32, y: u32, w: u32, h: u32) -> bool {
     fov.is_none_or(|f| f.count_in_rect(x, y, w, h) > 0)
 }
@@ -218,8 +211,11 @@ pub fn dense_window_probs(
                 // With context, clipped to the padded photograph.
                 let (cx0, cy0) = ((x0 - halo as i64).max(0), (y0 - halo as i64).max(0));
                 let (cx1, cy1) = ((x1 + halo as i64).min(pw), (y1 + halo as i64).min(ph));
+                // Channels-last input (crate::layout): the dense pass of the shallow CNN over
+                // a 4288x2848 photograph ran about 30 % faster (10.1-11.4 s against
+                // 14.6-16.3 s, `fovea bench maps`).
                 let input = channels_last(
-                    crop_tensor(rgb, cx0, cy0, cx1 - cx0, cy1 - cy0, s).to_device(device),
+                    &crop_tensor(rgb, cx0, cy0, cx1 - cx0, cy1 - cy0, s).to_device(device),
                 );
                 let fm = model.trunk.feature_map(&input, false);
                 let logits = if model.needs_context() {
@@ -312,7 +308,7 @@ pub fn windowed_probs(
                     crop_tensor(rgb, c * s.stride as i64, r * s.stride as i64, p, p, s)
                 })
                 .collect();
-            let x = channels_last(Tensor::cat(&crops, 0).to_device(device));
+            let x = channels_last(&Tensor::cat(&crops, 0).to_device(device));
             let feats = model.features(&x, false);
             let pr = if model.needs_context() {
                 let half = s.patch as f32 / 2.0;
