@@ -19,7 +19,7 @@ struct Cli {
     /// Log more (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; 0 = all cores).
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
     #[command(subcommand)]

@@ -17,7 +17,10 @@
 //!   accepted too), hidden files (`._IDRiD_01.jpg` from macOS) are skipped and `5. Optic Disc`
 //!   is ignored. The set folder gives the split (train / test). A missing mask file means the
 //!   lesion was not annotated (all-zero mask); a missing ground-truth folder for a set that
-//!   has photographs is an error.
+//!   has photographs is an error. Every other file in the ground-truth folders (a mask with
+//!   another extension such as `IDRiD_03_HE.png`, a suffix such as `IDRiD_03_HE (1).tif`, a
+//!   mask in another lesion's folder, a mask without its photograph, a stray folder) is
+//!   ignored with a warning naming it and why, and listed in [`Dataset::ignored`].
 //!
 //! Records are sorted by id (string order). Files are only located here, not decoded.
 
@@ -27,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-use crate::lesion::{LESIONS, NUM_LESIONS};
+use crate::lesion::{Lesion, LESIONS, NUM_LESIONS};
 
 /// Which split an image belongs to. Every patch of an image shares its image's split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -99,6 +102,9 @@ pub struct Dataset {
     pub layout: Layout,
     /// Records in id order (ids compared as strings).
     pub records: Vec<ImageRecord>,
+    /// Files of the ground-truth folders that are not used (IDRiD layout), with why; each
+    /// was logged as a warning when the dataset was opened.
+    pub ignored: Vec<(PathBuf, String)>,
 }
 
 impl Dataset {
@@ -113,10 +119,11 @@ impl Dataset {
             });
         }
         let manifest = dir.join(MANIFEST);
-        let (layout, records) = if manifest.is_file() {
+        let mut ignored = Vec::new();
+        let (layout, records) = if manifest.exists() {
             (Layout::Manifest, read_manifest(dir, &manifest)?)
         } else if let Some(seg) = find_idrid_root(dir)? {
-            (Layout::IdridDownload, read_idrid(&seg)?)
+            (Layout::IdridDownload, read_idrid(&seg, &mut ignored)?)
         } else {
             return Err(DataError::UnknownLayout {
                 path: dir.to_path_buf(),
@@ -132,6 +139,7 @@ impl Dataset {
             root: dir.to_path_buf(),
             layout,
             records,
+            ignored,
         })
     }
 
@@ -172,7 +180,7 @@ fn bad_id_reason(id: &str) -> Option<&'static str> {
 
 fn read_manifest(root: &Path, manifest: &Path) -> Result<Vec<ImageRecord>> {
     use std::io::Read;
-    let file = std::fs::File::open(manifest).map_err(|e| DataError::io(manifest, e))?;
+    let file = crate::io::open_regular(manifest)?;
     let mut bytes = Vec::new();
     file.take(MAX_MANIFEST_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -260,16 +268,18 @@ fn read_manifest(root: &Path, manifest: &Path) -> Result<Vec<ImageRecord>> {
         }
         let resolve = |column: &str, value: &str| -> Result<PathBuf> {
             let target = root.join(value);
-            if target.is_file() {
-                Ok(target)
-            } else {
-                Err(DataError::MissingFile {
-                    manifest: manifest.to_path_buf(),
-                    id: id.to_string(),
-                    column: column.to_string(),
-                    target,
-                })
-            }
+            let problem = match crate::io::not_regular(&target) {
+                _ if target.is_file() => return Ok(target),
+                Some(what) => what,
+                None => "does not exist",
+            };
+            Err(DataError::MissingFile {
+                manifest: manifest.to_path_buf(),
+                id: id.to_string(),
+                column: column.to_string(),
+                target,
+                problem,
+            })
         };
         let image_cell = cell(image_col);
         if image_cell.is_empty() {
@@ -331,6 +341,8 @@ const LESION_FOLDERS: [&[&str]; NUM_LESIONS] = [
     &["3. hard exudates"],
     &["4. soft exudates"],
 ];
+/// The optic-disc folder, present in IDRiD's download and not used by Fovea.
+const OPTIC_DISC: &str = "5. optic disc";
 const PHOTO_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "tif", "tiff"];
 const MASK_EXTENSIONS: [&str; 2] = ["tif", "tiff"];
 
@@ -392,7 +404,87 @@ fn invalid(path: &Path, reason: impl Into<String>) -> DataError {
     }
 }
 
-fn read_idrid(seg: &Path) -> Result<Vec<ImageRecord>> {
+/// Records a file of the ground-truth folders that is not used, with a warning.
+fn ignore(ignored: &mut Vec<(PathBuf, String)>, path: PathBuf, reason: String) {
+    tracing::warn!("{}: {reason}: ignored", path.display());
+    ignored.push((path, reason));
+}
+
+/// Entries of a ground-truth set folder that are not one of the lesion folders (or
+/// `5. Optic Disc`, which Fovea does not use).
+fn note_foreign_entries(gt_set: &Path, ignored: &mut Vec<(PathBuf, String)>) -> Result<()> {
+    for (name, path, is_dir) in list_dir(gt_set)? {
+        let lower = name.to_lowercase();
+        let known = LESION_FOLDERS
+            .iter()
+            .any(|names| names.contains(&lower.as_str()))
+            || lower == OPTIC_DISC;
+        if !(is_dir && known) {
+            let reason = "not one of the lesion folders (1. Microaneurysms, 2. Haemorrhages, \
+                          3. Hard Exudates, 4. Soft Exudates)";
+            ignore(ignored, path, reason.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// The masks of one lesion folder into `set_records`; every other entry is ignored with a
+/// warning naming why (another extension, a name without `_XX`, a photograph that is not
+/// there).
+fn scan_lesion_folder(
+    lesion: Lesion,
+    slot: usize,
+    lesion_dir: &Path,
+    set_records: &mut BTreeMap<String, ImageRecord>,
+    ignored: &mut Vec<(PathBuf, String)>,
+) -> Result<()> {
+    let suffix = format!("_{}", lesion.code().to_lowercase());
+    let pattern = format!("IDRiD_NN_{}.tif", lesion.code());
+    for (name, path, is_dir) in list_dir(lesion_dir)? {
+        if is_dir {
+            ignore(ignored, path, format!("a folder, not a mask ({pattern})"));
+            continue;
+        }
+        let mask_name = split_ext(&name).filter(|(_, e)| MASK_EXTENSIONS.contains(&e.as_str()));
+        let Some((stem, _)) = mask_name else {
+            ignore(
+                ignored,
+                path,
+                format!("not a .tif mask (expected {pattern})"),
+            );
+            continue;
+        };
+        let stem = stem.to_lowercase();
+        let Some(key) = stem.strip_suffix(&suffix) else {
+            let reason = format!(
+                "name does not end in _{} (expected {pattern} in the {} folder)",
+                lesion.code(),
+                lesion.name()
+            );
+            ignore(ignored, path, reason);
+            continue;
+        };
+        let Some(record) = set_records.get_mut(key) else {
+            ignore(ignored, path, "mask without a photograph".to_string());
+            continue;
+        };
+        if let Some(other) = &record.masks[slot] {
+            return Err(invalid(
+                &path,
+                format!(
+                    "two {} masks for '{}' (also {})",
+                    lesion.code(),
+                    record.id,
+                    other.display()
+                ),
+            ));
+        }
+        record.masks[slot] = Some(path);
+    }
+    Ok(())
+}
+
+fn read_idrid(seg: &Path, ignored: &mut Vec<(PathBuf, String)>) -> Result<Vec<ImageRecord>> {
     let Some(originals) = find_subdir(seg, &[&ORIGINAL_IMAGES.to_lowercase()])? else {
         return Err(invalid(
             seg,
@@ -462,36 +554,9 @@ fn read_idrid(seg: &Path) -> Result<Vec<ImageRecord>> {
                 );
                 continue;
             };
-            let suffix = format!("_{}", lesion.code().to_lowercase());
-            for (name, path, is_dir) in list_dir(&lesion_dir)? {
-                let Some((stem, ext)) = split_ext(&name) else {
-                    continue;
-                };
-                if is_dir || !MASK_EXTENSIONS.contains(&ext.as_str()) {
-                    continue;
-                }
-                let stem = stem.to_lowercase();
-                let Some(key) = stem.strip_suffix(&suffix) else {
-                    continue;
-                };
-                let Some(record) = set_records.get_mut(key) else {
-                    tracing::warn!(mask = %path.display(), "mask without a photograph: ignored");
-                    continue;
-                };
-                if let Some(other) = &record.masks[slot] {
-                    return Err(invalid(
-                        &path,
-                        format!(
-                            "two {} masks for '{}' (also {})",
-                            lesion.code(),
-                            record.id,
-                            other.display()
-                        ),
-                    ));
-                }
-                record.masks[slot] = Some(path);
-            }
+            scan_lesion_folder(*lesion, slot, &lesion_dir, &mut set_records, ignored)?;
         }
+        note_foreign_entries(&gt_set, ignored)?;
         records.extend(set_records);
     }
     if records.is_empty() {

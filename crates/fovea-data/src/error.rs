@@ -15,6 +15,9 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    /// A path given as a file is a directory, a FIFO, a socket or a device.
+    #[error("{}: {what}", path.display())]
+    NotRegular { path: PathBuf, what: &'static str },
     /// A photograph or mask could not be decoded (unreadable, truncated, unsupported).
     #[error("{}: cannot decode image: {reason}", path.display())]
     Decode { path: PathBuf, reason: String },
@@ -35,13 +38,15 @@ pub enum DataError {
     /// A manifest is malformed (missing column, bad row, duplicate id, bad split name).
     #[error("{}: {reason}", path.display())]
     Manifest { path: PathBuf, reason: String },
-    /// A path named by a manifest row does not exist.
-    #[error("{}, row for '{id}': {column} file {} does not exist", manifest.display(), target.display())]
+    /// A path named by a manifest row does not exist or is not a regular file.
+    #[error("{}, row for '{id}': {column} file {} {problem}", manifest.display(), target.display())]
     MissingFile {
         manifest: PathBuf,
         id: String,
         column: String,
         target: PathBuf,
+        /// "does not exist", "is a directory" or "is not a regular file".
+        problem: &'static str,
     },
     /// A folder holds neither IDRiD's download layout nor a manifest.
     #[error(

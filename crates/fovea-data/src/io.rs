@@ -15,14 +15,19 @@
 //!   only), RGB and RGBA, chunky or planar, are read sample by sample.
 //! - RGB(A) masks (TIFF or PNG) use their colour channels only: lesion = any of R, G, B
 //!   nonzero. The alpha channel never decides (`IDRiD_81_EX.tif` is RGBA).
-//! - PNG and other masks are decoded with the `image` crate without conversion: grey ->
-//!   nonzero; grey + alpha -> grey nonzero; RGB(A) -> any colour channel nonzero. The `image`
-//!   crate expands palette PNGs to RGB(A), so a palette PNG's lesion is any non-black palette
-//!   colour (IDRiD-style palettes have black at index 0, so that is the same as a nonzero
-//!   index).
+//! - Palette PNG masks are read with the `png` crate without expanding the palette: lesion
+//!   is a nonzero palette *index*, as for palette TIFFs, whatever colours the palette holds
+//!   (a palette whose index 0 is white still means background at index 0).
+//! - Other PNG masks and other formats are decoded with the `image` crate without
+//!   conversion: grey -> nonzero; grey + alpha -> grey nonzero; RGB(A) -> any colour channel
+//!   nonzero.
 //! - JPEG masks follow the same rule: nonzero is lesion. JPEG compression noise makes some
 //!   background pixels 1 or 2 instead of 0; they count as lesion, because the contract says
 //!   nonzero (store masks losslessly).
+//!
+//! Every reader of a user's file opens it with [`open_regular`]: a directory, a FIFO, a
+//! socket or a device is refused by name ("is a directory", "is not a regular file") before
+//! it is opened, so a FIFO never blocks a read.
 //!
 //! Malformed files never panic: every failure is a [`DataError`] naming the file. Images
 //! wider or taller than 65535 pixels or with more than 400 million pixels are refused before
@@ -74,15 +79,29 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage> {
     })
 }
 
-/// Decodes a lesion mask into 0/1 bytes (see the module doc for the rules).
+/// Decodes a lesion mask into 0/1 bytes (see the module doc for the rules). A mask that
+/// marks more than half of its photograph as lesion is logged as a warning (an inverted
+/// mask, or a palette whose background is not black, is the usual cause).
 pub fn read_mask(path: &Path) -> Result<Mask> {
     let bytes = read_file(path)?;
-    if is_tiff(&bytes) {
-        read_tiff_mask(path, bytes)
+    let mask = if is_tiff(&bytes) {
+        read_tiff_mask(path, bytes)?
+    } else if is_palette_png(&bytes) {
+        guarded(path, || read_palette_png_mask(path, &bytes))?
     } else {
         let image = decode_dynamic(path, bytes)?;
-        binarize_dynamic(path, image)
+        binarize_dynamic(path, image)?
+    };
+    let lesion = mask.iter().filter(|&&v| v != 0).count() as u64;
+    let total = u64::from(mask.width()) * u64::from(mask.height());
+    if lesion * 2 > total {
+        tracing::warn!(
+            "mask {} marks {:.0}% of its photograph as lesion: is it inverted?",
+            path.display(),
+            100.0 * lesion as f64 / total as f64
+        );
     }
+    Ok(mask)
 }
 
 /// Decodes a record's photograph and masks; a missing mask is all-zero; a mask whose size
@@ -125,9 +144,41 @@ pub fn load_sample(record: &ImageRecord) -> Result<Sample> {
 // ---------------------------------------------------------------------------------------
 // Shared helpers
 
-/// Reads a whole file, refusing files over [`MAX_FILE_BYTES`].
+/// What stands at `path` when it is not a regular file: `Some("is a directory")`,
+/// `Some("is not a regular file")`, or `None` (a regular file, or nothing: opening it then
+/// says "No such file or directory"). Symbolic links are followed.
+pub fn not_regular(path: &Path) -> Option<&'static str> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_dir() {
+        Some("is a directory")
+    } else if !meta.is_file() {
+        Some("is not a regular file")
+    } else {
+        None
+    }
+}
+
+/// Checks that `path` is a regular file (see [`not_regular`]), naming it otherwise.
+pub fn check_regular(path: &Path) -> Result<()> {
+    match not_regular(path) {
+        Some(what) => Err(DataError::NotRegular {
+            path: path.to_path_buf(),
+            what,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Opens a user's file for reading, refusing anything that is not a regular file (a
+/// directory, a FIFO that would block, a device) with an error that names it.
+pub fn open_regular(path: &Path) -> Result<std::fs::File> {
+    check_regular(path)?;
+    std::fs::File::open(path).map_err(|e| DataError::io(path, e))
+}
+
+/// Reads a whole regular file, refusing files over [`MAX_FILE_BYTES`].
 fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file = open_regular(path)?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -183,6 +234,13 @@ fn is_tiff(bytes: &[u8]) -> bool {
         bytes.get(..4),
         Some(b"II*\0") | Some(b"MM\0*") | Some(b"II+\0") | Some(b"MM\0+")
     )
+}
+
+/// A PNG whose IHDR says colour type 3 (palette).
+fn is_palette_png(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+        && bytes.get(12..16) == Some(b"IHDR".as_slice())
+        && bytes.get(25) == Some(&3)
 }
 
 fn is_jpeg(bytes: &[u8]) -> bool {
@@ -346,6 +404,54 @@ fn binarize_dynamic(path: &Path, image: DynamicImage) -> Result<Mask> {
     };
     GrayImage::from_raw(width, height, bits)
         .ok_or_else(|| DataError::decode(path, "decoded pixel buffer has the wrong size"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Palette PNG masks
+
+/// A palette PNG mask, read with the `png` crate without expanding the palette: lesion is a
+/// nonzero palette index, whatever colour the palette gives it (the rule of palette TIFFs).
+fn read_palette_png_mask(path: &Path, bytes: &[u8]) -> Result<Mask> {
+    let decode = |e: png::DecodingError| DataError::decode(path, e);
+    let limits = png::Limits {
+        bytes: MAX_DECODE_BYTES as usize,
+    };
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), limits);
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let (width, height) = {
+        let info = decoder.read_header_info().map_err(decode)?;
+        (info.width, info.height)
+    };
+    check_dimensions(path, width, height)?;
+    let mut reader = decoder.read_info().map_err(decode)?;
+    let bits = reader.info().bit_depth as usize;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| DataError::decode(path, "image too large"))?;
+    let mut buf = vec![0u8; size];
+    let out = reader.next_frame(&mut buf).map_err(decode)?;
+    if !matches!(bits, 1 | 2 | 4 | 8) || out.line_size * height as usize > buf.len() {
+        return Err(DataError::decode(
+            path,
+            format!("unexpected palette PNG layout ({bits} bits per pixel)"),
+        ));
+    }
+    let per_byte = 8 / bits;
+    let top = (1u16 << bits) - 1;
+    let mut mask = GrayImage::new(width, height);
+    for (y, row) in buf
+        .chunks_exact(out.line_size)
+        .take(height as usize)
+        .enumerate()
+    {
+        for x in 0..width as usize {
+            let byte = row[x / per_byte];
+            let shift = 8 - bits * (x % per_byte + 1);
+            let index = (u16::from(byte) >> shift) & top;
+            mask.put_pixel(x as u32, y as u32, image::Luma([u8::from(index != 0)]));
+        }
+    }
+    Ok(mask)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1077,5 +1183,90 @@ mod tests {
         ));
         assert!(!patch_palette_photometric(&mut b"MM".to_vec()));
         assert!(!patch_palette_photometric(&mut Vec::new()));
+    }
+
+    /// A palette PNG of `rows` (indices), packed at `bits` per pixel.
+    fn palette_png(bits: u8, palette: &[u8], rows: &[Vec<u8>]) -> Vec<u8> {
+        let (w, h) = (rows[0].len(), rows.len());
+        let depth = match bits {
+            1 => png::BitDepth::One,
+            2 => png::BitDepth::Two,
+            4 => png::BitDepth::Four,
+            _ => png::BitDepth::Eight,
+        };
+        let per = 8 / bits as usize;
+        let mut data = Vec::new();
+        for row in rows {
+            let mut packed = vec![0u8; w.div_ceil(per)];
+            for (x, &v) in row.iter().enumerate() {
+                packed[x / per] |= v << (8 - bits as usize * (x % per + 1));
+            }
+            data.extend(packed);
+        }
+        let mut buf = Vec::new();
+        {
+            let mut enc = png::Encoder::new(&mut buf, w as u32, h as u32);
+            enc.set_color(png::ColorType::Indexed);
+            enc.set_depth(depth);
+            enc.set_palette(palette.to_vec());
+            let mut wr = enc.write_header().unwrap();
+            wr.write_image_data(&data).unwrap();
+        }
+        buf
+    }
+
+    #[test]
+    fn palette_png_lesion_is_any_nonzero_index_whatever_the_colours() {
+        let dir = tempfile::tempdir().unwrap();
+        // Index 0 is white, index 1 black: only index 1 (and 2, 3) is lesion.
+        let palette = [255, 255, 255, 0, 0, 0, 255, 0, 0, 0, 0, 0];
+        for bits in [1u8, 2, 4, 8] {
+            let top = if bits == 1 { 1 } else { 3 };
+            let rows: Vec<Vec<u8>> = (0..5)
+                .map(|y| {
+                    (0..11)
+                        .map(|x| ((x * 7 + y * 3) % 5).min(top) as u8)
+                        .collect()
+                })
+                .collect();
+            let path = write(
+                dir.path(),
+                &format!("p{bits}.png"),
+                &palette_png(bits, &palette, &rows),
+            );
+            let want: Vec<Vec<u8>> = rows
+                .iter()
+                .map(|r| r.iter().map(|&v| u8::from(v != 0)).collect())
+                .collect();
+            assert_eq!(pixels(&read_mask(&path).unwrap()), want, "{bits} bits");
+        }
+        // Photographs are not affected: a palette photograph is expanded to its colours.
+        let rows = vec![vec![0u8, 1, 2]];
+        let path = write(dir.path(), "photo.png", &palette_png(8, &palette, &rows));
+        let rgb = read_rgb(&path).unwrap();
+        assert_eq!(rgb.as_raw(), &[255, 255, 255, 0, 0, 0, 255, 0, 0]);
+    }
+
+    #[test]
+    fn directories_and_fifos_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("folder.png");
+        std::fs::create_dir(&sub).unwrap();
+        let e = read_mask(&sub).unwrap_err().to_string();
+        assert_eq!(e, format!("{}: is a directory", sub.display()));
+        let fifo = dir.path().join("fifo.jpg");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Refused before it is opened: opening a FIFO for reading would block.
+        let e = read_rgb(&fifo).unwrap_err().to_string();
+        assert_eq!(e, format!("{}: is not a regular file", fifo.display()));
+        let missing = dir.path().join("missing.png");
+        assert!(read_rgb(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("No such file"));
     }
 }

@@ -163,7 +163,7 @@ pub fn write_subset(path: &Path, subset: &Subset) -> Result<()> {
 
 /// Reads a subset CSV (`patch` column, optional `weight`); ids must be < `n_patches`.
 pub fn read_subset(path: &Path, n_patches: usize) -> Result<Subset> {
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| StoreError::corrupt(path, e))?;
+    let mut rdr = crate::store::csv_reader(&mut csv::ReaderBuilder::new(), path)?;
     let headers = rdr
         .headers()
         .map_err(|e| StoreError::corrupt(path, e))?

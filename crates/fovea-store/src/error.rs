@@ -26,9 +26,9 @@ pub enum StoreError {
     /// A store file is malformed, incomplete or inconsistent with the others.
     #[error("{}: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
-    /// The output exists and `--force` was not given.
-    #[error("{} already exists (use --force to replace it)", path.display())]
-    Exists { path: PathBuf },
+    /// A dataset file that cannot be used as it is (a photograph smaller than the patch).
+    #[error("{}: {reason}", path.display())]
+    Unusable { path: PathBuf, reason: String },
     /// The run was interrupted by the user.
     #[error("interrupted")]
     Interrupted,

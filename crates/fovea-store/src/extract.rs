@@ -27,8 +27,9 @@ use crate::error::{Result, StoreError};
 use crate::geometry::{centred_position, grid_positions, label_region};
 use crate::index::{IndexWriter, PatchKind, PatchRow};
 use crate::npy::NpyPatchWriter;
+use crate::output::{prepare_output, OutputKind};
 use crate::settings::ExtractSettings;
-use crate::split::{assign_splits, read_split_file};
+use crate::split::{assign_splits, keep_identical_together, read_split_file};
 use crate::stats::StoreStats;
 
 /// Cell side of the lesion-pixel counts (a divisor of the usual patch sizes and strides, so
@@ -107,6 +108,18 @@ pub fn extract_image(record: &ImageRecord, settings: &ExtractSettings) -> Result
     let sample = load_sample(record)?;
     let (w, h) = sample.rgb.dimensions();
     let p = settings.patch_size;
+    if w < p || h < p {
+        // No patch fits: the photograph and its lesions would vanish from the store.
+        return Err(StoreError::Unusable {
+            path: record.image.clone(),
+            reason: format!(
+                "photograph '{}' is {w}x{h}, smaller than the {p}x{p} patch: it would give no \
+                 patch and its lesions would be lost; remove it from the dataset or lower \
+                 --patch-size",
+                record.id
+            ),
+        });
+    }
     let fov = fov_grid(&sample.rgb, &settings.fov);
     let rgb = match settings.enhance {
         fovea_data::Enhance::None => sample.rgb,
@@ -219,12 +232,13 @@ pub fn plan(dataset: &Dataset, settings: &ExtractSettings) -> Result<Vec<(ImageR
         Some(p) => Some((p.clone(), read_split_file(p)?)),
         None => None,
     };
-    let splits = assign_splits(
+    let mut splits = assign_splits(
         &dataset.records,
         &settings.split,
         settings.split_seed(),
         fixed.as_ref().map(|(p, m)| (p.as_path(), m)),
     )?;
+    keep_identical_together(&dataset.records, &mut splits)?;
     let sel = &settings.select;
     for id in &sel.ids {
         if !dataset.records.iter().any(|r| &r.id == id) {
@@ -263,7 +277,8 @@ fn partial_dir(out: &Path) -> PathBuf {
 
 /// Extracts `dataset` into a patch store at `out` (CONTRACTS 2).
 ///
-/// `out` must not exist unless `force`; `cancel` is polled between batches of photographs
+/// `out` must not exist unless `force`, and then only as a Fovea patch store; it may not be,
+/// contain or lie inside the dataset (see [`crate::output`]). `cancel` is polled between batches of photographs
 /// (an interrupted run removes its partial folder and returns [`StoreError::Interrupted`]).
 pub fn extract(
     dataset: &Dataset,
@@ -274,11 +289,9 @@ pub fn extract(
     cancel: &AtomicBool,
 ) -> Result<ExtractOutcome> {
     settings.validate()?;
-    if out.exists() && !force {
-        return Err(StoreError::Exists {
-            path: out.to_path_buf(),
-        });
-    }
+    let mut inputs: Vec<&Path> = vec![&dataset.root];
+    inputs.extend(settings.split.file.as_deref());
+    prepare_output(out, OutputKind::Store, force, &inputs)?;
     let plan = plan(dataset, settings)?;
     let mut resolved = settings.clone();
     resolved.dataset = Some(std::fs::canonicalize(&dataset.root).unwrap_or(dataset.root.clone()));
@@ -386,6 +399,7 @@ fn write_store(
             }
             let mut f = index
                 .into_inner()
+                .map_err(|e| StoreError::io(&index_path, e))?
                 .into_inner()
                 .map_err(|e| StoreError::io(&index_path, e.into_error()))?;
             f.flush().map_err(|e| StoreError::io(&index_path, e))?;

@@ -73,50 +73,58 @@ impl PatchRow {
         self.labels.iter().any(|&l| l != 0)
     }
 
-    fn write(&self, w: &mut impl Write) -> std::io::Result<()> {
+    /// The row's cells, formatted as CONTRACTS 2 writes them.
+    fn cells(&self) -> [String; 18] {
         let [a, b, c, d] = self.labels;
         let [pa, pb, pc, pd] = self.px;
-        writeln!(
-            w,
-            "{},{},{},{},{},{},{},{a},{b},{c},{d},{pa},{pb},{pc},{pd},{:.4},{},{}",
-            self.patch,
-            self.image_id,
-            self.split,
-            self.x,
-            self.y,
-            self.size,
-            self.kind.as_str(),
-            self.fov_frac,
-            u8::from(self.black),
-            self.centred_on.map(|l| l.code()).unwrap_or(""),
-        )
+        [
+            self.patch.to_string(),
+            self.image_id.clone(),
+            self.split.to_string(),
+            self.x.to_string(),
+            self.y.to_string(),
+            self.size.to_string(),
+            self.kind.as_str().to_string(),
+            a.to_string(),
+            b.to_string(),
+            c.to_string(),
+            d.to_string(),
+            pa.to_string(),
+            pb.to_string(),
+            pc.to_string(),
+            pd.to_string(),
+            format!("{:.4}", self.fov_frac),
+            u8::from(self.black).to_string(),
+            self.centred_on.map(|l| l.code()).unwrap_or("").to_string(),
+        ]
     }
 }
 
-/// Streams rows to an `index.csv`.
+/// Streams rows to an `index.csv`, with the `csv` crate: a cell holding a comma, a quote or
+/// a line break (an image id can) is quoted, so the file always reads back; every other
+/// cell is written bare, as before.
 pub struct IndexWriter<W: Write> {
-    out: W,
+    out: csv::Writer<W>,
 }
 
 impl<W: Write> IndexWriter<W> {
-    pub fn new(mut out: W) -> std::io::Result<Self> {
-        writeln!(out, "{}", INDEX_HEADER.join(","))?;
+    pub fn new(out: W) -> std::io::Result<Self> {
+        let mut out = csv::WriterBuilder::new().flexible(false).from_writer(out);
+        out.write_record(INDEX_HEADER)?;
         Ok(IndexWriter { out })
     }
     pub fn write(&mut self, row: &PatchRow) -> std::io::Result<()> {
-        row.write(&mut self.out)
+        Ok(self.out.write_record(row.cells())?)
     }
-    pub fn into_inner(self) -> W {
-        self.out
+    /// Flushes the rows and hands back the writer.
+    pub fn into_inner(self) -> std::io::Result<W> {
+        self.out.into_inner().map_err(|e| e.into_error())
     }
 }
 
 /// Reads an `index.csv`; any malformed row is an error naming the file and the row.
 pub fn read_index(path: &Path) -> Result<Vec<PatchRow>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| StoreError::corrupt(path, e))?;
+    let mut rdr = crate::store::csv_reader(csv::ReaderBuilder::new().flexible(true), path)?;
     let headers = rdr
         .headers()
         .map_err(|e| StoreError::corrupt(path, e))?
@@ -231,13 +239,36 @@ mod tests {
         r1.centred_on = None;
         r1.black = true;
         w.write(&r1).unwrap();
-        let text = String::from_utf8(w.into_inner()).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
         assert!(text.starts_with(
             "patch,image_id,split,x,y,size,kind,ma,he,ex,se,ma_px,he_px,ex_px,se_px,fov_frac,black"
         ));
         std::fs::write(&p, &text).unwrap();
         let rows = read_index(&p).unwrap();
         assert_eq!(rows, vec![row(0), r1]);
+    }
+
+    #[test]
+    fn cells_are_written_bare_and_quoted_only_when_needed() {
+        // The exact bytes of CONTRACTS 2 (as the hand-written writer produced them).
+        let mut w = IndexWriter::new(Vec::new()).unwrap();
+        w.write(&row(0)).unwrap();
+        let mut r1 = row(1);
+        (r1.kind, r1.centred_on, r1.black, r1.fov_frac) = (PatchKind::Grid, None, true, 0.0);
+        r1.image_id = "eye, \"left\"".into();
+        w.write(&r1).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "patch,image_id,split,x,y,size,kind,ma,he,ex,se,ma_px,he_px,ex_px,se_px,fov_frac,\
+             black,centred_on\n\
+             0,IDRiD_01,val,128,256,128,lesion,1,0,1,0,3,0,77,0,0.7500,0,EX\n\
+             1,\"eye, \"\"left\"\"\",val,128,256,128,grid,1,0,1,0,3,0,77,0,0.0000,1,\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("index.csv");
+        std::fs::write(&p, &text).unwrap();
+        assert_eq!(read_index(&p).unwrap(), vec![row(0), r1]);
     }
 
     #[test]

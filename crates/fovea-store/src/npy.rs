@@ -446,9 +446,10 @@ pub struct NpyPatches {
 }
 
 impl NpyPatches {
-    /// Maps `path` and checks it holds a `|u1` C-order array of shape (N, P, P, 3).
+    /// Maps `path` and checks it holds a `|u1` C-order array of shape (N, P, P, 3): another
+    /// dtype, Fortran order or another shape is an error naming the file.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+        let file = fovea_data::io::open_regular(path)?;
         // SAFETY: the store is written once and renamed into place; nothing modifies it
         // while it is mapped (a concurrent writer would replace the folder, not the file).
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| StoreError::io(path, e))?;
@@ -459,10 +460,20 @@ impl NpyPatches {
             p: 0,
             offset: 0,
         };
-        let (shape, len) = {
+        let (shape, len, c_order) = {
             let v = me.view()?;
-            (v.shape().to_vec(), v.len())
+            (v.shape().to_vec(), v.len(), v.is_standard_layout())
         };
+        // ndarray-npy maps a Fortran-ordered file too (with reversed strides), but patches
+        // are read as raw C-order bytes: the same values in Fortran order would be read
+        // scrambled. (The dtype is checked by `view_npy`: only `u1` maps to u8.)
+        if !c_order {
+            return Err(StoreError::corrupt(
+                path,
+                "is Fortran-ordered (fortran_order: True); a patch store holds a C-order \
+                 array (numpy.ascontiguousarray gives one)",
+            ));
+        }
         if shape[3] != 3 || shape[1] != shape[2] {
             return Err(StoreError::corrupt(
                 path,

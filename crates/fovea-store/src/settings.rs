@@ -158,7 +158,7 @@ pub struct SelectSettings {
 impl ExtractSettings {
     /// Reads a TOML settings file; unknown keys are errors naming the file.
     pub fn from_toml_file(path: &Path) -> Result<ExtractSettings> {
-        let text = std::fs::read_to_string(path).map_err(|e| StoreError::io(path, e))?;
+        let text = crate::store::read_text(path)?;
         toml::from_str(&text).map_err(|e| StoreError::Config {
             path: path.to_path_buf(),
             reason: e.to_string(),

@@ -4,6 +4,11 @@
 //! A validation split is carved out of the training images when none is given. Allocation
 //! is stratified by which lesion masks each image has, so a rare lesion is not left out of
 //! a split by chance.
+//!
+//! The same photograph under two ids (byte-identical files, found by size, then SHA-256)
+//! would let a split see another split's photograph: such photographs are kept together,
+//! in the split of the first of their ids (in id order), with a warning
+//! ([`keep_identical_together`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,10 +23,7 @@ use crate::settings::SplitSettings;
 
 /// Reads a split file: CSV with an `id` column and a `split` (or `official_split`) column.
 pub fn read_split_file(path: &Path) -> Result<HashMap<String, Split>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| StoreError::corrupt(path, e))?;
+    let mut rdr = crate::store::csv_reader(csv::ReaderBuilder::new().trim(csv::Trim::All), path)?;
     let headers = rdr
         .headers()
         .map_err(|e| StoreError::corrupt(path, e))?
@@ -54,6 +56,66 @@ pub fn read_split_file(path: &Path) -> Result<HashMap<String, Split>> {
         }
     }
     Ok(map)
+}
+
+/// Groups of records whose photographs are byte-identical files: same size, then same
+/// SHA-256. Only groups of two or more, each in record order, groups in order of their
+/// first record. Only files of equal size are read.
+pub fn identical_photographs(records: &[ImageRecord]) -> Result<Vec<Vec<usize>>> {
+    use sha2::{Digest, Sha256};
+    let mut by_size: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+    for (i, r) in records.iter().enumerate() {
+        let len = std::fs::metadata(&r.image)
+            .map_err(|e| StoreError::io(&r.image, e))?
+            .len();
+        by_size.entry(len).or_default().push(i);
+    }
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for same_size in by_size.into_values().filter(|v| v.len() > 1) {
+        let mut by_hash: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        for i in same_size {
+            let path = &records[i].image;
+            let mut file = fovea_data::io::open_regular(path)?;
+            let mut hasher = Sha256::new();
+            std::io::copy(&mut file, &mut hasher).map_err(|e| StoreError::io(path, e))?;
+            by_hash
+                .entry(hasher.finalize().to_vec())
+                .or_default()
+                .push(i);
+        }
+        groups.extend(by_hash.into_values().filter(|v| v.len() > 1));
+    }
+    groups.sort();
+    Ok(groups)
+}
+
+/// Puts every group of identical photographs ([`identical_photographs`]) in one split, the
+/// split of its first record, and warns about each group.
+pub fn keep_identical_together(records: &[ImageRecord], splits: &mut [Split]) -> Result<()> {
+    for group in identical_photographs(records)? {
+        let split = splits[group[0]];
+        let moved: Vec<&str> = group
+            .iter()
+            .filter(|&&i| splits[i] != split)
+            .map(|&i| records[i].id.as_str())
+            .collect();
+        let ids: Vec<&str> = group.iter().map(|&i| records[i].id.as_str()).collect();
+        tracing::warn!(
+            "images {} are the same photograph (identical files, e.g. {}): kept together in \
+             split '{split}'{}",
+            ids.join(", "),
+            records[group[0]].image.display(),
+            if moved.is_empty() {
+                String::new()
+            } else {
+                format!(" (moved {} there)", moved.join(", "))
+            }
+        );
+        for i in group {
+            splits[i] = split;
+        }
+    }
+    Ok(())
 }
 
 /// Which lesion masks an image has, as a 4-bit key (the stratum).

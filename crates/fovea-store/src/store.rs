@@ -36,7 +36,11 @@ impl Store {
             return Err(StoreError::corrupt(dir, reason));
         }
         for f in ["patches.npy", "index.csv", "stats.json", "extract.toml"] {
-            if !dir.join(f).is_file() {
+            let path = dir.join(f);
+            if let Some(what) = fovea_data::io::not_regular(&path) {
+                return Err(StoreError::corrupt(&path, what));
+            }
+            if !path.is_file() {
                 return Err(StoreError::corrupt(
                     dir,
                     format!("not a whole patch store: {f} is missing"),
@@ -45,8 +49,7 @@ impl Store {
         }
         let settings = ExtractSettings::from_toml_file(&dir.join("extract.toml"))?;
         let stats_path = dir.join("stats.json");
-        let text =
-            std::fs::read_to_string(&stats_path).map_err(|e| StoreError::io(&stats_path, e))?;
+        let text = read_text(&stats_path)?;
         let stats: StoreStats =
             serde_json::from_str(&text).map_err(|e| StoreError::corrupt(&stats_path, e))?;
         let rows = read_index(&dir.join("index.csv"))?;
@@ -99,6 +102,25 @@ impl Store {
             stats,
         })
     }
+}
+
+/// Reads a whole text file, refusing anything that is not a regular file (a directory, a
+/// FIFO) by name.
+pub fn read_text(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    fovea_data::io::open_regular(path)?
+        .read_to_string(&mut text)
+        .map_err(|e| StoreError::io(path, e))?;
+    Ok(text)
+}
+
+/// Opens a CSV file for reading (a regular file only).
+pub fn csv_reader(
+    builder: &mut csv::ReaderBuilder,
+    path: &Path,
+) -> Result<csv::Reader<std::fs::File>> {
+    Ok(builder.from_reader(fovea_data::io::open_regular(path)?))
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, synced, then renamed.

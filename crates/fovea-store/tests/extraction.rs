@@ -351,7 +351,12 @@ fn interrupted_runs_leave_no_store_and_restart_cleanly() {
     Store::open(&out).unwrap();
     // An existing store is kept unless forced.
     let e = run(&ds, &s, &out).unwrap_err();
-    assert!(matches!(e, StoreError::Exists { .. }) && e.to_string().contains("--force"));
+    assert!(
+        matches!(
+            e,
+            StoreError::Output(fovea_store::output::OutputError::Exists { .. })
+        ) && e.to_string().contains("--force")
+    );
     extract(&ds, &s, &out, true, &NoProgress, &AtomicBool::new(false)).unwrap();
     Store::open(&out).unwrap();
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use fovea_data::Split;
 use fovea_store::balance::{report_policy, weighted_policy, write_subset};
+use fovea_store::output::{prepare_output, OutputKind};
 use fovea_store::stats::Composition;
 use fovea_store::Store;
 
@@ -25,12 +26,12 @@ pub struct Args {
     /// Balancing policy.
     #[arg(long, value_enum, default_value = "report")]
     policy: Policy,
-    /// Healthy patches kept per lesion patch (report policy).
+    /// Healthy patches kept per lesion patch (report policy); 0 = no healthy patch.
     #[arg(long, default_value_t = 2.0)]
     healthy_ratio: f64,
     /// Keep patches of a commoner lesion while it has fewer than F x the rarest lesion's
-    /// count (report policy; 1 = undersample to the rarest; a large F keeps every lesion
-    /// patch).
+    /// count (report policy; F >= 1, 1 = undersample to the rarest, 0 is refused; a large
+    /// F keeps every lesion patch).
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     target_factor: f64,
     /// Split to balance (val and test are evaluated on all their non-black patches).
@@ -39,14 +40,19 @@ pub struct Args {
     /// Seed of the sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output CSV (patch,weight).
+    /// Output CSV (patch,weight), outside the store.
     #[arg(long)]
     out: PathBuf,
+    /// Replace an existing subset CSV at --out (only a file that starts with the subset
+    /// header `patch`; anything else is refused).
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
     let split = Split::parse(&a.split)
         .with_context(|| format!("--split '{}' is not train, val or test", a.split))?;
+    prepare_output(&a.out, OutputKind::Subset, a.force, &[&a.store])?;
     let store = Store::open(&a.store)?;
     let subset = match a.policy {
         Policy::Report => {

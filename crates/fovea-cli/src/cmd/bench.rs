@@ -38,14 +38,15 @@ pub struct ExtractArgs {
     /// Dataset folder.
     #[arg(long)]
     dataset: PathBuf,
-    /// Patch side P.
+    /// Patch side P, 8 to 2048 (0 is refused).
     #[arg(long, default_value_t = 128)]
     patch_size: u32,
-    /// Grid stride S.
+    /// Grid stride S, 1 to 8192 (0 is refused).
     #[arg(long, default_value_t = 128)]
     stride: u32,
-    /// Where to write the store (kept, for comparison with a reference); default: a
-    /// temporary folder, removed at the end.
+    /// Where to write the store (kept, for comparison with a reference; an existing patch
+    /// store there is replaced, anything else refused); default: a temporary folder,
+    /// removed at the end.
     #[arg(long)]
     out: Option<PathBuf>,
 }

@@ -15,13 +15,13 @@ pub struct PipelineArgs {
     /// The patch store to read.
     #[arg(long)]
     store: PathBuf,
-    /// Samples per batch.
+    /// Samples per batch, at least 1 (0 is refused).
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Loader worker threads.
+    /// Loader worker threads, at least 1 (0 is refused).
     #[arg(long, default_value_t = 2)]
     workers: usize,
-    /// Samples to time (whole batches; epochs repeat as needed).
+    /// Samples to time (whole batches; epochs repeat as needed), at least 1 (0 is refused).
     #[arg(long, default_value_t = 2048)]
     samples: usize,
     /// The split whose non-black patches are read: train, val or test.

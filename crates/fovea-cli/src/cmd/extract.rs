@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use fovea_data::{Dataset, Split};
+use fovea_store::output::{prepare_output, OutputKind};
 use fovea_store::{extract, ExtractSettings};
 
 use crate::progress::{interrupt_flag, Bar};
@@ -22,27 +23,30 @@ pub struct Args {
     /// TOML settings file (same keys as a store's extract.toml); flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Replace an existing store at --out.
+    /// Replace an existing patch store at --out (only a folder recognised as one: index.csv
+    /// with stats.json or extract.toml; anything else is refused).
     #[arg(long)]
     force: bool,
-    /// Patch side P in pixels [default: 128].
+    /// Patch side P in pixels, 8 to 2048 (0 is refused) [default: 128].
     #[arg(long, value_name = "P")]
     patch_size: Option<u32>,
-    /// Grid stride S in pixels [default: 128].
+    /// Grid stride S in pixels, 1 to 8192 (0 is refused) [default: 128].
     #[arg(long, value_name = "S")]
     stride: Option<u32>,
-    /// A lesion labels a patch when at least K of its pixels lie in the label region
-    /// [default: 1, the report's rule].
+    /// A lesion labels a patch when at least K of its pixels lie in the label region; K is
+    /// at least 1 (0 is refused) [default: 1, the report's rule].
     #[arg(long, value_name = "K")]
     min_lesion_px: Option<u32>,
     /// Only lesion pixels in the central CxC of the patch count; 0 = whole patch [default: 0].
     #[arg(long, value_name = "C")]
     label_region: Option<u32>,
     /// A patch is black (never trained on) when less than this fraction of it lies in the
-    /// field of view and it holds no lesion pixel [default: 0.5].
+    /// field of view and it holds no lesion pixel; in [0, 1], 0 = no patch is black
+    /// [default: 0.5].
     #[arg(long, value_name = "F")]
     black_threshold: Option<f32>,
-    /// Field of view: mean red value above which a 4x4 cell is retina [default: 20].
+    /// Field of view: mean red value above which a 4x4 cell is retina, in [0, 255]; 0 = any
+    /// cell with some red is retina [default: 20].
     #[arg(long, value_name = "V")]
     fov_red_threshold: Option<f32>,
     /// Transform each photograph before cutting patches: none, or local-contrast (Graham's
@@ -58,13 +62,16 @@ pub struct Args {
     /// Lesion-centred patches per connected lesion component; 0 = none [default: 0].
     #[arg(long, value_name = "N")]
     lesion_per_component: Option<u32>,
-    /// At most N lesion-centred patches per lesion type per image [default: 64].
+    /// At most N lesion-centred patches per lesion type per image; 0 = patches on one
+    /// component per lesion type [default: 64].
     #[arg(long, value_name = "N")]
     lesion_max_per_image: Option<u32>,
-    /// Random shift of lesion-centred patches, up to N pixels [default: 16].
+    /// Random shift of lesion-centred patches, up to N pixels; 0 = exactly centred
+    /// [default: 16].
     #[arg(long, value_name = "N")]
     lesion_jitter: Option<u32>,
-    /// Ignore lesion components smaller than N pixels [default: 1].
+    /// Ignore lesion components smaller than N pixels; 0 = keep every component, as 1
+    /// [default: 1].
     #[arg(long, value_name = "N")]
     lesion_min_area: Option<u32>,
     /// Master seed (jitter, sampling, and the split unless --split-seed) [default: 0].
@@ -87,7 +94,7 @@ pub struct Args {
     /// Only these image ids (comma-separated).
     #[arg(long, value_delimiter = ',')]
     images: Vec<String>,
-    /// At most N images (in id order, after the other selections).
+    /// At most N images (in id order, after the other selections); 0 = all [default: 0].
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
 }
@@ -165,12 +172,11 @@ pub fn run(a: Args) -> Result<()> {
         .dataset
         .clone()
         .context("no dataset: give --dataset DIR (or `dataset` in the --config file)")?;
-    if a.out.exists() && !a.force {
-        anyhow::bail!(
-            "{} already exists (use --force to replace it)",
-            a.out.display()
-        );
-    }
+    // Before any work: --out may replace only a Fovea store, and never what is read.
+    let mut inputs: Vec<&std::path::Path> = vec![&dir];
+    inputs.extend(a.config.as_deref());
+    inputs.extend(settings.split.file.as_deref());
+    prepare_output(&a.out, OutputKind::Store, a.force, &inputs)?;
     let dataset = Dataset::open(&dir)?;
     println!(
         "{}: {} photographs ({:?} layout)",

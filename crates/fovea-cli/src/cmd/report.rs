@@ -1,11 +1,12 @@
 //! `fovea report`: one self-contained `report.html` about a run, and optionally its
 //! training-curve plots.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use fovea_report::curves::PLOTS_DIR;
 use fovea_report::{write_pr_roc, write_report, write_training_curves, ReportInputs};
+use fovea_store::output::{prepare_output, resolve, OutputKind};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,9 +31,13 @@ pub struct Args {
     /// Default: none.
     #[arg(long, value_name = "FILE")]
     ablation: Option<PathBuf>,
-    /// Output file. Default: RUN/report.html.
+    /// Output file. Default: RUN/report.html (the only file it may write inside RUN or
+    /// another input).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Replace an existing page at --out (only an HTML page; anything else is refused).
+    #[arg(long)]
+    force: bool,
     /// Also (re)write the plots as files: the training curves as
     /// RUN/plots/{loss,macro_f1,per_class_f1,val_ap}.{png,svg} and, with --eval, the test
     /// split's RUN/plots/{pr,roc}.{png,svg}. Default: off (the page embeds its own copies).
@@ -41,7 +46,19 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let out = a.out.unwrap_or_else(|| a.run.join("report.html"));
+    let own = a.run.join("report.html");
+    let out = a.out.clone().unwrap_or_else(|| own.clone());
+    // The page may replace RUN/report.html, its own file, and nothing that it reads.
+    let is_own = resolve(&out)? == resolve(&own)?;
+    let mut inputs: Vec<&Path> = Vec::new();
+    if !is_own {
+        inputs.push(&a.run);
+    }
+    inputs.extend(a.eval.as_deref());
+    inputs.extend(a.maps.as_deref());
+    inputs.extend(a.store.as_deref());
+    inputs.extend(a.ablation.as_deref());
+    prepare_output(&out, OutputKind::Report, a.force, &inputs)?;
     if a.plots {
         let mut written = write_training_curves(&a.run)?;
         if let Some(eval) = &a.eval {

@@ -2,15 +2,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use fovea_data::synth::{generate, SynthSettings};
+use fovea_store::output::{prepare_output, OutputKind};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Output folder (gets manifest.csv, images/, masks/).
     #[arg(long)]
     out: PathBuf,
-    /// Number of photographs.
+    /// Number of photographs, at least 1 (0 is refused).
     #[arg(long, default_value_t = 8)]
     images: usize,
     /// Seed: the same seed gives byte-identical files.
@@ -19,7 +20,8 @@ pub struct Args {
     /// Photograph size, WIDTHxHEIGHT.
     #[arg(long, default_value = "768x512", value_name = "WxH")]
     size: String,
-    /// Replace an existing dataset in --out.
+    /// Replace an existing synthetic dataset in --out (only a folder holding manifest.csv;
+    /// anything else is refused).
     #[arg(long)]
     force: bool,
 }
@@ -30,12 +32,7 @@ pub fn run(a: Args) -> Result<()> {
         .split_once(['x', 'X'])
         .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)))
         .with_context(|| format!("--size '{}' is not WIDTHxHEIGHT", a.size))?;
-    if a.out.join("manifest.csv").exists() && !a.force {
-        bail!(
-            "{} already holds a dataset (use --force to replace it)",
-            a.out.display()
-        );
-    }
+    prepare_output(&a.out, OutputKind::Dataset, a.force, &[])?;
     let settings = SynthSettings {
         images: a.images,
         seed: a.seed,
