@@ -304,7 +304,8 @@ fn report_writes_one_page_or_fails_in_one_line() {
     assert!(elsewhere.is_file());
 
     std::fs::write(run.join("metrics.csv"), format!("{header}\n1,val,x\n")).unwrap();
-    let e = error(fovea().args(["report", "--run", p(&run)]));
+    // RUN/report.html exists now: replacing it takes --force.
+    let e = error(fovea().args(["report", "--run", p(&run), "--force"]));
     assert!(e.contains("metrics.csv") && e.contains("line 2"), "{e}");
     let e = error(fovea().args(["report", "--run", p(&tmp.path().join("none"))]));
     assert!(e.contains("no run folder"), "{e}");
@@ -314,6 +315,7 @@ fn report_writes_one_page_or_fails_in_one_line() {
         p(&run),
         "--eval",
         p(&tmp.path().join("none")),
+        "--force",
     ]));
     assert!(e.contains("no evaluation folder"), "{e}");
 
