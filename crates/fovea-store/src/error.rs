@@ -8,6 +8,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub enum StoreError {
     #[error(transparent)]
     Data(#[from] fovea_data::DataError),
+    /// An output path that a command may not write (see [`crate::output`]).
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod geometry;
 pub mod index;
 pub mod npy;
+pub mod output;
 pub mod settings;
 pub mod split;
 pub mod stats;
