@@ -45,10 +45,22 @@ pub(crate) fn cell_shape(width: u32, height: u32, cell: u32) -> Result<(usize, u
             "a heatmap cell must be at least 1 pixel",
         ));
     }
-    Ok((
+    let (h, w) = (
         height.div_ceil(cell) as usize,
         width.div_ceil(cell) as usize,
-    ))
+    );
+    // The byte size of the four float32 maps must be a number (a summary.json may claim
+    // any size).
+    if h.checked_mul(w)
+        .and_then(|n| n.checked_mul(NUM_LESIONS * 4))
+        .is_none_or(|n| u64::try_from(n).is_err())
+    {
+        return Err(MapsError::setting(
+            "heatmap",
+            format!("a {width}x{height} photograph at cell {cell} is too large a heatmap"),
+        ));
+    }
+    Ok((h, w))
 }
 
 /// Centre of the cell starting at `start` along an axis of length `len`.

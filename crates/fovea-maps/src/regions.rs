@@ -1,8 +1,14 @@
 //! Detected regions: the 8-connected components of the cells at or above a lesion's
 //! threshold, with their bounding box in photograph pixels, area and scores.
 //!
-//! Components come from imageproc's `connected_components` over a cell-resolution mask;
-//! this file only measures them.
+//! Components come from imageproc's `connected_components` over a cell-resolution mask
+//! framed by one background cell on every side; this file only measures them. The frame
+//! works around imageproc 0.25's union-find, sized one label short: a mask whose every
+//! cell is its own component (a 1x1 heatmap above its threshold: `--cell` at least the
+//! photograph's size, or a negative threshold) panicked there. With the frame the labels
+//! (at most the `w * h` inner cells) always stay below the framed image's size.
+//!
+//! Any threshold is taken as it is: a NaN one selects no cell, a negative one every cell.
 
 use image::{GrayImage, Luma};
 use imageproc::region_labelling::{connected_components, Connectivity};
@@ -40,20 +46,32 @@ struct Acc {
     sum: f64,
 }
 
+/// Component labels (0 = below the threshold) of the `w` x `h` cells `values` (row-major)
+/// at or above `t`, 8-connected, row-major like `values`. The mask handed to imageproc is
+/// framed by one background cell on every side (see the module docs).
+fn framed_labels(values: &[f32], w: usize, h: usize, t: f64) -> Vec<u32> {
+    let above = |x: usize, y: usize| {
+        (1..=w).contains(&x) && (1..=h).contains(&y) && f64::from(values[(y - 1) * w + x - 1]) >= t
+    };
+    let mask = GrayImage::from_fn(w as u32 + 2, h as u32 + 2, |x, y| {
+        Luma([u8::from(above(x as usize, y as usize))])
+    });
+    let labels = connected_components(&mask, Connectivity::Eight, Luma([0u8]));
+    (0..h)
+        .flat_map(|i| (0..w).map(move |j| (i, j)))
+        .map(|(i, j)| labels.get_pixel(j as u32 + 1, i as u32 + 1)[0])
+        .collect()
+}
+
 /// Regions of every lesion: components of cells with `value as f64 >= thresholds[c]`,
 /// sorted by lesion (MA, HE, EX, SE), then by peak (highest first), then top to bottom.
 pub fn regions(map: &Heatmap, thresholds: [f64; NUM_LESIONS]) -> Vec<Region> {
     let mut out = Vec::new();
     for (c, &t) in thresholds.iter().enumerate() {
         let values = map.lesion(c);
-        let mask = GrayImage::from_fn(map.w as u32, map.h as u32, |j, i| {
-            Luma([u8::from(
-                f64::from(values[i as usize * map.w + j as usize]) >= t,
-            )])
-        });
-        let labels = connected_components(&mask, Connectivity::Eight, Luma([0u8]));
+        let labels = framed_labels(values, map.w, map.h, t);
         let mut accs: Vec<Option<Acc>> = Vec::new();
-        for (k, &label) in labels.as_raw().iter().enumerate() {
+        for (k, &label) in labels.iter().enumerate() {
             if label == 0 {
                 continue;
             }
@@ -186,5 +204,73 @@ mod tests {
         );
         // A threshold above every value finds nothing.
         assert!(regions(&m, [2.0; 4]).is_empty());
+    }
+
+    #[test]
+    fn one_cell_heatmaps_above_any_threshold() {
+        // `--cell 384` on a 384x256 photograph: one cell, above its threshold.
+        let mut m = Heatmap::new(384, 256, 384).unwrap();
+        assert_eq!((m.h, m.w), (1, 1));
+        m.data.iter_mut().for_each(|v| *v = 0.7);
+        let r = regions(&m, [0.5, 0.5, 0.9, 0.5]);
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert_eq!((r[0].x, r[0].y, r[0].width, r[0].height), (0, 0, 384, 256));
+        assert_eq!(r[0].area_px, 384 * 256);
+        // An 8x8 photograph at cell 8 with a negative threshold: every lesion, one region.
+        let m = Heatmap::new(8, 8, 8).unwrap();
+        assert_eq!(regions(&m, [-0.1; 4]).len(), 4);
+        // A NaN threshold selects nothing.
+        assert!(regions(&m, [f64::NAN; 4]).is_empty());
+    }
+
+    /// Cells at or above `t` of lesion `c`, by brute force.
+    fn cells_above(m: &Heatmap, c: usize, t: f64) -> u64 {
+        let mut px = 0;
+        for i in 0..m.h {
+            for j in 0..m.w {
+                if f64::from(m.at(c, i, j)) >= t {
+                    let (_, _, w, h) = m.cell_rect(i, j);
+                    px += u64::from(w) * u64::from(h);
+                }
+            }
+        }
+        px
+    }
+
+    proptest::proptest! {
+        /// Any photograph size, any cell (larger than the photograph too), any values and
+        /// thresholds (negative, above 1, NaN): no panic, boxes inside the photograph, and
+        /// the regions of a lesion cover exactly its cells at or above the threshold.
+        #[test]
+        fn any_heatmap_any_threshold(
+            width in 1u32..40,
+            height in 1u32..40,
+            cell in 1u32..64,
+            seed in proptest::collection::vec(-0.5f32..1.5, 1..64),
+            thresholds in proptest::array::uniform4(proptest::prop_oneof![
+                -2.0f64..3.0,
+                proptest::strategy::Just(f64::NAN),
+                proptest::strategy::Just(0.0),
+                proptest::strategy::Just(1.0),
+            ]),
+        ) {
+            let mut m = Heatmap::new(width, height, cell).unwrap();
+            for (k, v) in m.data.iter_mut().enumerate() {
+                *v = seed[k % seed.len()];
+            }
+            let r = regions(&m, thresholds);
+            for g in &r {
+                proptest::prop_assert!(g.width >= 1 && g.height >= 1);
+                proptest::prop_assert!(g.x + g.width <= width && g.y + g.height <= height);
+            }
+            for (c, &t) in thresholds.iter().enumerate() {
+                let area: u64 = r
+                    .iter()
+                    .filter(|g| g.lesion == fovea_metrics::LESIONS[c])
+                    .map(|g| g.area_px)
+                    .sum();
+                proptest::prop_assert_eq!(area, cells_above(&m, c, t));
+            }
+        }
     }
 }

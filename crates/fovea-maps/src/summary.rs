@@ -228,4 +228,61 @@ mod tests {
         );
         assert!(image_probability(&g, &scores[..1], None).is_err());
     }
+
+    /// What `eval-maps --maps-dir` does with a map folder: summary.json, then heatmap.npy
+    /// at the size and cell the summary claims.
+    fn read_folder(dir: &Path) -> Result<crate::Heatmap> {
+        let sum = MapSummary::read(dir.join("summary.json"))?;
+        crate::Heatmap::read_npy(dir.join("heatmap.npy"), sum.width, sum.height, sum.stride)
+    }
+
+    #[test]
+    fn absurd_sizes_in_a_summary_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::Heatmap::new(10, 7, 3)
+            .unwrap()
+            .write_npy(dir.path().join("heatmap.npy"))
+            .unwrap();
+        for (w, h, cell) in [(u32::MAX, u32::MAX, 1), (0, 7, 3), (10, 7, 0), (10, 0, 1)] {
+            let mut sum = sample();
+            (sum.width, sum.height, sum.stride) = (w, h, cell);
+            sum.write_atomic(dir.path().join("summary.json")).unwrap();
+            let e = read_folder(dir.path()).unwrap_err().to_string();
+            assert!(
+                e.contains("heatmap") || e.contains("cell"),
+                "{w}x{h}/{cell}: {e}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// A summary.json with any byte changed, cut short, or with random numbers for its
+        /// sizes: an error or a heatmap, never a panic.
+        #[test]
+        fn mutated_summaries_never_panic(
+            pos in 0usize..2000,
+            byte in proptest::num::u8::ANY,
+            cut in proptest::option::of(0usize..2000),
+            size in proptest::option::of((0u32..=u32::MAX, 0u32..=u32::MAX, 0u32..=u32::MAX)),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut sum = sample();
+            (sum.width, sum.height, sum.stride) = (10, 7, 3);
+            if let Some((w, h, c)) = size {
+                (sum.width, sum.height, sum.stride) = (w, h, c);
+            }
+            crate::Heatmap::new(10, 7, 3)
+                .unwrap()
+                .write_npy(dir.path().join("heatmap.npy"))
+                .unwrap();
+            let mut json = serde_json::to_vec_pretty(&sum).unwrap();
+            let k = pos % json.len();
+            json[k] = byte;
+            if let Some(n) = cut {
+                json.truncate(n % (json.len() + 1));
+            }
+            std::fs::write(dir.path().join("summary.json"), &json).unwrap();
+            let _ = read_folder(dir.path());
+        }
+    }
 }

@@ -43,6 +43,22 @@ pub enum MetricsError {
         /// The threshold found.
         value: f64,
     },
+    /// A threshold read from or written to `thresholds.json` lies outside [0, 1], where
+    /// probabilities are (a sigmoid output is never above 1 nor below 0).
+    #[error("threshold {value} is outside [0, 1]")]
+    ThresholdOutOfRange {
+        /// The threshold found.
+        value: f64,
+    },
+    /// An error about the contents of a file, naming it.
+    #[error("{}: {source}", path.display())]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong in it.
+        #[source]
+        source: Box<MetricsError>,
+    },
     /// An error about one lesion column of a multi-label input.
     #[error("{class}: {source}")]
     Class {

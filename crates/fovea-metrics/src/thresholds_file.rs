@@ -2,9 +2,13 @@
 //! the per-class thresholds tuned on the validation split.
 //!
 //! Reading is strict about what it needs and lenient about the rest: each of the four keys
-//! must be present with a finite number (an integer such as `1` is fine), otherwise the
-//! result is [`MetricsError::Json`] (or [`MetricsError::InvalidThreshold`]), never a
-//! panic; unknown extra keys are ignored, so a later version may add some.
+//! must be present with a number in [0, 1] (an integer such as `1` is fine), otherwise the
+//! result is [`MetricsError::Json`] (or [`MetricsError::InvalidThreshold`],
+//! [`MetricsError::ThresholdOutOfRange`], naming the lesion), never a panic; [`read`]
+//! names the file as well. Unknown extra keys are ignored, so a later version may add
+//! some.
+//!
+//! [`read`]: ThresholdsFile::read
 
 use std::path::Path;
 
@@ -48,11 +52,14 @@ impl ThresholdsFile {
         [self.ma, self.he, self.ex, self.se]
     }
 
-    /// Errors unless all four thresholds are finite.
+    /// Errors unless all four thresholds are finite and in [0, 1].
     fn check(&self) -> Result<()> {
         for (c, t) in self.to_array().into_iter().enumerate() {
             if !t.is_finite() {
                 return Err(MetricsError::InvalidThreshold { value: t }.in_class(c));
+            }
+            if !(0.0..=1.0).contains(&t) {
+                return Err(MetricsError::ThresholdOutOfRange { value: t }.in_class(c));
             }
         }
         Ok(())
@@ -73,7 +80,7 @@ impl ThresholdsFile {
     }
 
     /// Pretty-printed JSON (no trailing newline). Errors on a non-finite threshold, which
-    /// JSON cannot hold.
+    /// JSON cannot hold, and on one outside [0, 1].
     pub fn to_json_string(&self) -> Result<String> {
         self.check()?;
         Ok(serde_json::to_string_pretty(self).expect("four finite numbers always serialise"))
@@ -87,13 +94,16 @@ impl ThresholdsFile {
         })
     }
 
-    /// Reads and parses `path`.
+    /// Reads and parses `path`; errors about its contents name it.
     pub fn read(path: &Path) -> Result<ThresholdsFile> {
         let s = std::fs::read_to_string(path).map_err(|source| MetricsError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        ThresholdsFile::from_json_str(&s)
+        ThresholdsFile::from_json_str(&s).map_err(|e| MetricsError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
     }
 }
 
@@ -160,6 +170,24 @@ mod tests {
     }
 
     #[test]
+    fn thresholds_outside_0_1_are_refused_naming_lesion_and_value() {
+        let e = ThresholdsFile::from_json_str(r#"{"MA": 7, "HE": 0.5, "EX": 0.5, "SE": 0.5}"#)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "MA: threshold 7 is outside [0, 1]");
+        let e = ThresholdsFile::from_json_str(r#"{"MA": 0, "HE": -1, "EX": 0.5, "SE": 1}"#)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "HE: threshold -1 is outside [0, 1]");
+        let e = ThresholdsFile::from([0.5, 0.5, 1.0 + 1e-9, 0.5])
+            .to_json_string()
+            .unwrap_err();
+        assert!(e.to_string().starts_with("EX: threshold 1.0000"), "{e}");
+        // Both ends are probabilities.
+        assert!(
+            ThresholdsFile::from_json_str(r#"{"MA": 0, "HE": 1, "EX": 0.0, "SE": 1.0}"#).is_ok()
+        );
+    }
+
+    #[test]
     fn round_trips_through_a_file() {
         let dir = std::env::temp_dir().join(format!("fovea-metrics-thr-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -170,6 +198,12 @@ mod tests {
         assert_eq!(ThresholdsFile::read(&path).unwrap(), t);
         std::fs::write(&path, "{").unwrap();
         assert!(ThresholdsFile::read(&path).is_err());
+        std::fs::write(&path, r#"{"MA": 0.5, "HE": -1, "EX": 0.5, "SE": 0.5}"#).unwrap();
+        let e = ThresholdsFile::read(&path).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("{}: HE: threshold -1 is outside [0, 1]", path.display())
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(matches!(
             ThresholdsFile::read(&path),

@@ -11,6 +11,7 @@ pub mod dense;
 pub mod device;
 pub mod eval;
 pub mod export;
+pub mod finite;
 pub mod layout;
 pub mod loss;
 pub mod maps;

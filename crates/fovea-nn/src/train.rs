@@ -827,5 +827,7 @@ pub fn load_run_model(
     }
     let model = FoveaModel::new(&vs.root(), info.model, info.pool, &info.context);
     load_vars(&mut vs, &dir.join("model.safetensors"))?;
+    crate::finite::check_finite_weights(&vs, &dir.join("model.safetensors"))
+        .map_err(|e| e.to_string())?;
     Ok((vs, model, info, dir))
 }

@@ -1,6 +1,7 @@
 //! `fovea predict`, `fovea eval-maps`, `fovea export` and `fovea bench maps`.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -11,18 +12,20 @@ use fovea_nn::maps::{
     eval_maps, image_id_of, map_photograph, write_maps, MapMode, MapSettings, MapsObserver,
     RunModel,
 };
+use fovea_store::output::{prepare_output, OutputKind};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Settings shared by `predict` and `eval-maps`.
 #[derive(clap::Args, Clone)]
 pub struct MapArgs {
     /// Window stride in pixels; windows are the run's patch size. Dense mode needs a
-    /// multiple of the model's feature stride [default: the feature stride, 32 for
-    /// resnet18, 16 for cnn].
+    /// multiple of the model's feature stride (0 = that default) [default: the feature
+    /// stride, 32 for resnet18, 16 for cnn].
     #[arg(long, value_name = "N")]
     stride: Option<u32>,
-    /// Heatmap cell side in pixels: heatmap.npy is (4, ceil(H/cell), ceil(W/cell)).
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    /// Heatmap cell side in pixels, at least 1: heatmap.npy is (4, ceil(H/cell),
+    /// ceil(W/cell)); a cell as large as the photograph gives a 1x1 map.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     cell: u32,
     /// How overlapping windows are blended: hann, gaussian[:SIGMA] or flat.
     #[arg(long, default_value = "hann")]
@@ -31,11 +34,13 @@ pub struct MapArgs {
     /// (slower; the reference the dense maps are checked against).
     #[arg(long)]
     windowed: bool,
-    /// Dense mode: windows per tile side, counted on the model's feature stride (bounds
-    /// memory for any photograph size; 24 was the fastest on a 2-core CPU, 12-160 tried).
-    #[arg(long, default_value_t = 24)]
+    /// Dense mode: windows per tile side, at least 1, counted on the model's feature
+    /// stride (bounds memory for any photograph size; 24 was the fastest on a 2-core CPU,
+    /// 12-160 tried).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..))]
     tile: u32,
-    /// Dense mode: pixels of context around each tile.
+    /// Dense mode: pixels of context around each tile (0 = none: windows at a tile's
+    /// border see zero padding there).
     #[arg(long, default_value_t = 32)]
     halo: u32,
     /// Overlay width in pixels (0 = the photograph's own).
@@ -52,7 +57,6 @@ impl MapArgs {
             .blend
             .parse()
             .map_err(|e| anyhow::anyhow!("--blend '{}': {e}", self.blend))?;
-        anyhow::ensure!(self.cell > 0, "--cell must be positive");
         Ok(MapSettings {
             stride: self.stride.unwrap_or(0),
             cell: self.cell,
@@ -62,7 +66,7 @@ impl MapArgs {
             } else {
                 MapMode::Dense
             },
-            tile: self.tile.max(1),
+            tile: self.tile,
             halo: self.halo,
             overlay_width: self.overlay_width,
             ..Default::default()
@@ -76,6 +80,121 @@ impl MapArgs {
             .map_err(anyhow::Error::msg)?;
         RunModel::load(run, device).map_err(anyhow::Error::msg)
     }
+}
+
+/// Refuses, before any model is loaded, inputs that cannot be photographs: a directory, or
+/// anything that is not a regular file (a FIFO would block the reader forever, a device
+/// would be read without end). Every such input is named. A path that does not exist
+/// passes here: `predict` reports it with the photographs that fail to decode.
+fn check_input_files<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    let mut bad = Vec::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => bad.push(format!("{}: is a directory", p.display())),
+            Ok(m) if !m.is_file() => bad.push(format!(
+                "{}: is not a regular file (a FIFO, socket or device)",
+                p.display()
+            )),
+            _ => {}
+        }
+    }
+    anyhow::ensure!(
+        bad.is_empty(),
+        "{}; expected photographs (JPEG, PNG, TIFF files)",
+        bad.join("; ")
+    );
+    Ok(())
+}
+
+/// The folder name under MAPS/ of each photograph, unique: its file name without extension;
+/// photographs sharing one are named by their path from the folder they have in common,
+/// `/` written `_` (`a/eye.jpg b/eye.jpg` -> `a_eye`, `b_eye`), with the extension added
+/// where only it differs (`eye.jpg eye.png` -> `eye_jpg`, `eye_png`). The same file given
+/// twice, or names that still collide, are refused naming the photographs.
+fn map_folder_names(paths: &[PathBuf]) -> Result<Vec<String>> {
+    let abs: Vec<PathBuf> = paths
+        .iter()
+        .map(|p| std::fs::canonicalize(p).or_else(|_| std::path::absolute(p)))
+        .collect::<std::io::Result<_>>()
+        .context("resolving the photographs' paths")?;
+    let mut names: Vec<String> = paths.iter().map(|p| image_id_of(p)).collect();
+    let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (k, n) in names.iter().enumerate() {
+        by_name.entry(n.clone()).or_default().push(k);
+    }
+    for group in by_name.values().filter(|g| g.len() > 1) {
+        for (x, &a) in group.iter().enumerate() {
+            if let Some(&b) = group[..x].iter().find(|&&b| abs[b] == abs[a]) {
+                anyhow::bail!(
+                    "{} and {} are the same photograph given twice",
+                    paths[b].display(),
+                    paths[a].display()
+                );
+            }
+        }
+        let parents: Vec<Vec<String>> = group
+            .iter()
+            .map(|&k| {
+                abs[k]
+                    .parent()
+                    .map(|d| d.iter().map(|c| c.to_string_lossy().into_owned()).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let common = (0..)
+            .take_while(|&i| parents.iter().all(|p| i < p.len() && p[i] == parents[0][i]))
+            .count();
+        for (&k, parent) in group.iter().zip(&parents) {
+            let mut parts: Vec<String> = parent[common..].to_vec();
+            parts.push(image_id_of(&paths[k]));
+            names[k] = parts.join("_");
+        }
+        let renamed: Vec<String> = group.iter().map(|&k| names[k].clone()).collect();
+        for (&k, n) in group.iter().zip(&renamed) {
+            if renamed.iter().filter(|m| *m == n).count() > 1 {
+                let ext = paths[k]
+                    .extension()
+                    .map(|e| e.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                names[k] = format!("{n}_{ext}");
+            }
+        }
+    }
+    for (a, n) in names.iter().enumerate() {
+        if let Some(b) = names[..a].iter().position(|m| m == n) {
+            anyhow::bail!(
+                "{} and {} would both write their maps to MAPS/{n}/: rename one, or map them with separate --out folders",
+                paths[b].display(),
+                paths[a].display()
+            );
+        }
+    }
+    Ok(names)
+}
+
+/// `.NAME.TAG` beside `path`.
+fn sibling(path: &Path, tag: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    path.with_file_name(format!(".{name}.{tag}"))
+}
+
+/// Puts the folder `tmp` at `out`, replacing what is there (checked by `prepare_output`).
+fn replace_dir(tmp: &Path, out: &Path) -> Result<()> {
+    let old = sibling(out, "old");
+    if old.exists() {
+        std::fs::remove_dir_all(&old).with_context(|| old.display().to_string())?;
+    }
+    if out.exists() {
+        std::fs::rename(out, &old).with_context(|| out.display().to_string())?;
+    }
+    std::fs::rename(tmp, out).with_context(|| out.display().to_string())?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).with_context(|| old.display().to_string())?;
+    }
+    Ok(())
 }
 
 fn tile_bar() -> ProgressBar {
@@ -95,9 +214,15 @@ pub struct PredictArgs {
     /// Photographs (JPEG, PNG, TIFF).
     #[arg(required = true)]
     images: Vec<PathBuf>,
-    /// Output folder: MAPS/<image_id>/{heatmap.npy, overlay.png, summary.json}.
+    /// Output folder: MAPS/<image_id>/{heatmap.npy, overlay.png, summary.json}, where
+    /// image_id is the file name without extension; photographs sharing a name are told
+    /// apart by their folders (a/eye.jpg, b/eye.jpg -> MAPS/a_eye/, MAPS/b_eye/), or by
+    /// their extension (eye.jpg, eye.png -> MAPS/eye_jpg/, MAPS/eye_png/).
     #[arg(long)]
     out: PathBuf,
+    /// Replace an existing map folder at --out (only one made by `fovea predict`).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     maps: MapArgs,
 }
@@ -106,11 +231,33 @@ pub struct PredictArgs {
 /// others are still processed (exit status non-zero at the end).
 pub fn predict(a: PredictArgs) -> Result<()> {
     let s = a.maps.settings()?;
+    check_input_files(a.images.iter().map(PathBuf::as_path))?;
+    let names = map_folder_names(&a.images)?;
+    let mut inputs: Vec<&Path> = vec![&a.run];
+    inputs.extend(a.images.iter().map(PathBuf::as_path));
+    prepare_output(&a.out, OutputKind::Maps, a.force, &inputs)?;
+    for (path, id) in a.images.iter().zip(&names) {
+        if *id != image_id_of(path) {
+            println!(
+                "{}: another photograph has its name, its maps go to {}",
+                path.display(),
+                a.out.join(id).display()
+            );
+        }
+    }
     let rm = a.maps.load(&a.run)?;
+    // Written into a hidden sibling, swapped into place at the end: an existing map folder
+    // (--force) is replaced whole, and an interrupted run leaves no half-written one.
+    let out = fovea_store::output::resolve(&a.out)?;
+    let tmp = sibling(&out, "partial");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).with_context(|| tmp.display().to_string())?;
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| tmp.display().to_string())?;
     let mut failed = Vec::new();
     let bar = tile_bar();
-    for (k, path) in a.images.iter().enumerate() {
-        let id = image_id_of(path);
+    for (k, (path, id)) in a.images.iter().zip(&names).enumerate() {
+        let id = id.clone();
         bar.set_message(format!("[{}/{}] {id}", k + 1, a.images.len()));
         let result = (|| -> Result<f64> {
             let rgb = fovea_data::read_rgb(path).map_err(anyhow::Error::msg)?;
@@ -119,7 +266,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
                 bar.set_position(d as u64);
             })
             .map_err(anyhow::Error::msg)?;
-            write_maps(&a.out.join(&id), &m, &rgb, rm.thresholds, s.overlay_width)
+            write_maps(&tmp.join(&id), &m, &rgb, rm.thresholds, s.overlay_width)
                 .map_err(anyhow::Error::msg)?;
             let p = &m.summary.image_probability;
             bar.suspend(|| {
@@ -143,6 +290,11 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
+    if failed.len() < a.images.len() {
+        replace_dir(&tmp, &out)?;
+    } else {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
     println!(
         "wrote maps of {} photograph(s) to {}",
         a.images.len() - failed.len(),
@@ -175,6 +327,10 @@ pub struct EvalMapsArgs {
     /// Score the heatmaps already in MAPS/<image_id>/ (from `fovea predict`) where present.
     #[arg(long, value_name = "MAPS")]
     maps_dir: Option<PathBuf>,
+    /// Write into an existing evaluation folder at --out (only one made by `fovea eval` or
+    /// `fovea eval-maps`), replacing its pixel_metrics.json and maps.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     maps: MapArgs,
 }
@@ -203,6 +359,22 @@ pub fn eval_maps_cmd(a: EvalMapsArgs) -> Result<()> {
     let split = Split::parse(&a.split)
         .with_context(|| format!("--split '{}' is not train, val or test", a.split))?;
     let s = a.maps.settings()?;
+    // Every photograph and mask is checked before the model is loaded (eval_maps opens
+    // the dataset again: a cheap listing).
+    let ds = fovea_data::Dataset::open(&a.dataset)?;
+    check_input_files(ds.records.iter().flat_map(|r| {
+        std::iter::once(r.image.as_path()).chain(r.masks.iter().flatten().map(PathBuf::as_path))
+    }))?;
+    if let Some(m) = &a.maps_dir {
+        anyhow::ensure!(
+            m.is_dir(),
+            "--maps-dir {}: is not a folder of maps from `fovea predict`",
+            m.display()
+        );
+    }
+    let mut inputs: Vec<&Path> = vec![&a.run, &a.dataset];
+    inputs.extend(a.maps_dir.as_deref());
+    prepare_output(&a.out, OutputKind::Eval, a.force, &inputs)?;
     let rm = a.maps.load(&a.run)?;
     let console = EvalConsole { bar: tile_bar() };
     let m = eval_maps(
@@ -244,19 +416,135 @@ pub struct ExportArgs {
     /// A run folder from `fovea train`.
     #[arg(long)]
     run: PathBuf,
-    /// Output TorchScript file (e.g. model.pt).
+    /// Output TorchScript file (e.g. model.pt), outside the run; what its input must be
+    /// is written beside it, in OUT.json (e.g. model.pt.json).
     #[arg(long)]
     out: PathBuf,
+    /// Replace an existing exported model at --out (and its OUT.json).
+    #[arg(long)]
+    force: bool,
+}
+
+/// Refuses to replace, even with --force, a file that is not an export: the model must be
+/// a TorchScript archive (a zip file), its description a JSON file written by export.
+fn check_replaced_export(out: &Path, json: &Path) -> Result<()> {
+    use std::io::Read;
+    let start = |p: &Path| {
+        let mut b = Vec::new();
+        if let Ok(f) = std::fs::File::open(p) {
+            let _ = f.take(64).read_to_end(&mut b);
+        }
+        b
+    };
+    if out.exists() {
+        anyhow::ensure!(
+            start(out).starts_with(b"PK\x03\x04"),
+            "{} is not an exported model (a TorchScript archive): --force only replaces Fovea's own outputs",
+            out.display()
+        );
+    }
+    if json.exists() {
+        let ours = std::fs::read_to_string(json)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| {
+                v["format"]
+                    .as_str()
+                    .is_some_and(|f| f.starts_with("TorchScript"))
+            });
+        anyhow::ensure!(
+            ours,
+            "{} is not the description of an exported model: --force only replaces Fovea's own outputs",
+            json.display()
+        );
+    }
+    Ok(())
+}
+
+/// `OUT.json` beside an exported model: `model.pt` -> `model.pt.json`.
+pub fn export_description_path(out: &Path) -> PathBuf {
+    let mut p = out.as_os_str().to_owned();
+    p.push(".json");
+    PathBuf::from(p)
+}
+
+/// What a user of the exported module must feed it, in words: the enhancement (applied to
+/// the whole photograph, so it cannot be part of a per-patch module) is the user's job.
+fn expected_input(rm: &RunModel) -> String {
+    let p = rm.info.patch_size;
+    match rm.info.enhance {
+        fovea_data::Enhance::None => format!(
+            "float32 [N, 3, {p}, {p}] RGB in [0, 1] (patches of the photograph as it is)"
+        ),
+        e => format!(
+            "float32 [N, 3, {p}, {p}] RGB in [0, 1] cut from the photograph AFTER its {} enhancement, which the module does not do (the run's store was extracted with it; plain patches give wrong probabilities)",
+            e.name()
+        ),
+    }
+}
+
+/// The description written to `OUT.json`: input layout, size, range, normalisation,
+/// enhancement, output, and the run's tuned thresholds.
+fn export_description(rm: &RunModel, out: &Path) -> serde_json::Value {
+    let p = rm.info.patch_size;
+    let enhancement = match rm.info.enhance {
+        fovea_data::Enhance::None => serde_json::json!({
+            "name": "none",
+            "applied_by": "nobody: patches of the photograph as it is",
+        }),
+        fovea_data::Enhance::LocalContrast => serde_json::json!({
+            "name": "local-contrast",
+            "applied_by": "the caller, to the whole photograph, before patches are cut (it needs the retina's radius, so it is not part of the module)",
+            "formula": "out = clamp(4 * (I - G_sigma * I) + 128, 0, 255) inside the field of view (G_sigma * I: Gaussian mean over the field of view only), black outside; sigma = the retina's radius / 30",
+            "reference": "fovea_data::contrast::local_contrast (Graham's preprocessing)",
+        }),
+    };
+    serde_json::json!({
+        "format": "TorchScript (traced), torch.jit.load",
+        "file": out.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "run": rm.run.display().to_string(),
+        "model": rm.info.model.as_str(),
+        "input": {
+            "dtype": "float32",
+            "shape": ["N", 3, p, p],
+            "layout": "NCHW",
+            "channels": "RGB",
+            "range": [0.0, 1.0],
+            "patch_size": p,
+            "enhancement": enhancement,
+            "normalisation": {
+                "mean": rm.info.mean,
+                "std": rm.info.std,
+                "inside_the_module": true,
+            },
+        },
+        "output": {
+            "shape": ["N", 4],
+            "kind": "logits",
+            "lesions": ["MA", "HE", "EX", "SE"],
+            "probabilities": "sigmoid(logits)",
+        },
+        "thresholds": fovea_maps::by_lesion(rm.thresholds),
+    })
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
+    let json_path = export_description_path(&a.out);
+    for out in [&a.out, &json_path] {
+        prepare_output(out, OutputKind::File, a.force, &[&a.run])?;
+    }
+    check_replaced_export(&a.out, &json_path)?;
     let rm = RunModel::load(&a.run, tch::Device::Cpu).map_err(anyhow::Error::msg)?;
     let n = fovea_nn::export::export_torchscript(&rm, &a.out).map_err(anyhow::Error::msg)?;
+    let mut json = serde_json::to_vec_pretty(&export_description(&rm, &a.out))?;
+    json.push(b'\n');
+    fovea_store::store::write_atomic(&json_path, &json)?;
     println!(
-        "wrote {} ({} bytes): input float32 [N, 3, {p}, {p}] RGB in [0, 1], output logits [N, 4] (MA, HE, EX, SE); sigmoid gives probabilities",
+        "wrote {} ({} bytes) and {}: input {}, normalisation inside; output logits [N, 4] (MA, HE, EX, SE); sigmoid gives probabilities",
         a.out.display(),
         n,
-        p = rm.info.patch_size
+        json_path.display(),
+        expected_input(&rm)
     );
     Ok(())
 }
@@ -336,4 +624,74 @@ fn peak_rss_mib() -> f64 {
                 .and_then(|v| v.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path, files: &[&str]) -> Result<Vec<String>> {
+        let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+        for p in &paths {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        map_folder_names(&paths)
+    }
+
+    #[test]
+    fn folder_names_are_unique_and_say_where_they_come_from() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        assert_eq!(
+            names(d, &["x/IDRiD_01.jpg", "y/IDRiD_02.jpg"]).unwrap(),
+            ["IDRiD_01", "IDRiD_02"]
+        );
+        assert_eq!(
+            names(d, &["a/eye.jpg", "b/eye.jpg", "c.jpg"]).unwrap(),
+            ["a_eye", "b_eye", "c"]
+        );
+        assert_eq!(
+            names(d, &["p/q/a/eye.jpg", "p/r/eye.jpg"]).unwrap(),
+            ["q_a_eye", "r_eye"]
+        );
+        assert_eq!(
+            names(d, &["s/eye.jpg", "s/eye.png"]).unwrap(),
+            ["eye_jpg", "eye_png"]
+        );
+        assert_eq!(
+            names(d, &["u/a/eye.jpg", "u/a/eye.png", "u/b/eye.jpg"]).unwrap(),
+            ["a_eye_jpg", "a_eye_png", "b_eye"]
+        );
+        // The same file twice, by two spellings.
+        let e = names(d, &["a/eye.jpg", "a/../a/eye.jpg"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("given twice"), "{e}");
+        // A rename that meets another photograph's own name.
+        let e = names(d, &["v/a/eye.jpg", "v/b/eye.jpg", "w/a_eye.jpg"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MAPS/a_eye/"), "{e}");
+    }
+
+    #[test]
+    fn directories_and_fifos_are_named() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("f.jpg");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let e = check_input_files([t.path(), fifo.as_path(), Path::new("/no/such.jpg")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("{}: is a directory", t.path().display())),
+            "{e}"
+        );
+        assert!(e.contains("f.jpg: is not a regular file"), "{e}");
+        assert!(!e.contains("such.jpg"), "{e}");
+    }
 }

@@ -302,9 +302,13 @@ pub struct EvalArgs {
     /// cpu, cuda or auto.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// Batch size.
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    /// Write into an existing evaluation folder at --out (only one made by `fovea eval` or
+    /// `fovea eval-maps`), replacing its predictions.csv and metrics.json.
+    #[arg(long)]
+    force: bool,
+    /// Batch size, at least 1.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: u64,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -314,8 +318,21 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         .with_context(|| format!("--device '{}' is not cpu, cuda or auto", a.device))?
         .resolve()
         .map_err(anyhow::Error::msg)?;
-    let r = fovea_nn::eval::evaluate(&a.run, &a.store, split, &a.out, device, a.batch_size.max(1))
-        .map_err(anyhow::Error::msg)?;
+    fovea_store::output::prepare_output(
+        &a.out,
+        fovea_store::output::OutputKind::Eval,
+        a.force,
+        &[&a.run, &a.store],
+    )?;
+    let r = fovea_nn::eval::evaluate(
+        &a.run,
+        &a.store,
+        split,
+        &a.out,
+        device,
+        a.batch_size as usize,
+    )
+    .map_err(anyhow::Error::msg)?;
     println!(
         "{:<10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
         "lesion", "F1@0.5", "P@0.5", "R@0.5", "F1@tuned", "AUROC", "AP"
