@@ -8,6 +8,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`confusion`] | TP/FP/FN/TN counts per class, input validation |
+//! | [`ratios`] | precision / recall / F1 from counts (zero division is 0.0) |
 //! | [`f1`] | F1 / precision / recall / Hamming / subset accuracy at thresholds |
 //! | [`ranking`] | exact per-class AUROC and average precision (scikit-learn's definitions) |
 //! | [`thresholds`] | per-class threshold tuning on a validation split |
@@ -28,6 +29,7 @@ pub mod error;
 pub mod f1;
 pub mod histogram;
 pub mod ranking;
+pub mod ratios;
 pub mod report;
 pub mod thresholds;
 pub mod thresholds_file;
