@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use fovea_report::curves::PLOTS_DIR;
+use fovea_run::{EvalDir, RunDir};
 use fovea_report::{write_pr_roc, write_report, write_training_curves, ReportInputs};
 
 #[derive(clap::Args)]
@@ -41,12 +41,13 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let out = a.out.unwrap_or_else(|| a.run.join("report.html"));
+    let run = RunDir::new(&a.run);
+    let out = a.out.unwrap_or_else(|| run.report_html());
     if a.plots {
         let mut written = write_training_curves(&a.run)?;
         if let Some(eval) = &a.eval {
-            let predictions = eval.join("predictions.csv");
-            written.extend(write_pr_roc(&predictions, &a.run.join(PLOTS_DIR))?);
+            let predictions = EvalDir::new(eval).predictions_csv();
+            written.extend(write_pr_roc(&predictions, &run.plots())?);
         }
         for p in written {
             println!("wrote {}", p.display());
