@@ -3,8 +3,11 @@
 # libtorch comes from PyTorch's wheel (pinned below, matched to tch = "=0.26.0"), installed
 # once into a virtual environment outside the clone, in ${FOVEA_CACHE:-~/.cache/fovea}, and
 # reused by later builds, CI runs and clones. torch-sys finds it through
-# LIBTORCH_USE_PYTORCH=1 and that environment's python; the fovea binary finds it at run
-# time through an rpath set at link time (crates/fovea-cli/build.rs).
+# LIBTORCH_USE_PYTORCH=1 and that environment's python; the fovea-torch binary (and
+# fovea-nn's test executables) find it at run time through an rpath set at link time by
+# scripts/libtorch_rpath.rs, the build script of both crates. The `fovea` binary itself
+# does not link libtorch: it checks libtorch, then hands deep-learning commands to
+# fovea-torch (crates/fovea-cli/src/torch.rs).
 FOVEA_TORCH_VERSION="$(cat "$(dirname "${BASH_SOURCE[0]}")/../TORCH_VERSION")"
 FOVEA_CACHE="${FOVEA_CACHE:-$HOME/.cache/fovea}"
 FOVEA_VENV="$FOVEA_CACHE/torch-$FOVEA_TORCH_VERSION"

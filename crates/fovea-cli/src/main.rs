@@ -1,6 +1,7 @@
 //! `fovea`: from colour fundus photographs with lesion masks to patch stores, trained
 //! lesion detectors and lesion maps. This binary only parses, validates and calls the
-//! library crates; it owns the progress bars, the log subscriber and the exit codes.
+//! library crates; it owns the progress bars. The glue it shares with `fovea-torch` (global
+//! flags, log subscriber, Ctrl-C, error line, exit codes) is `fovea_cli_common`.
 
 mod cmd;
 mod progress;
@@ -11,17 +12,14 @@ use std::process::ExitCode;
 use fovea_cli::torch;
 
 use clap::{Parser, Subcommand};
+use fovea_cli_common::{finish, init_logging, GlobalArgs, EXIT_USAGE};
 
 /// Fovea: diabetic-retinopathy lesion detection (MA, HE, EX, SE) from fundus photographs.
 #[derive(Parser)]
 #[command(name = "fovea", version, about, long_about = None, propagate_version = true)]
 struct Cli {
-    /// Log more (-v: debug, -vv: trace). RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
-    /// Worker threads (default: all cores; 0 = all cores).
-    #[arg(long, global = true, value_name = "N")]
-    threads: Option<usize>,
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,13 +70,10 @@ pub struct Passthrough {
 }
 
 impl Passthrough {
-    /// `fovea-torch [--threads N] NAME... ARGS...`.
-    pub fn hand_over(self, threads: Option<usize>, names: &[&str]) -> anyhow::Result<()> {
-        let mut args: Vec<OsString> = Vec::new();
-        if let Some(n) = threads {
-            args.push("--threads".into());
-            args.push(n.to_string().into());
-        }
+    /// `fovea-torch [-v...] [--threads N] NAME... ARGS...`: the global flags given to
+    /// `fovea` go along.
+    pub fn hand_over(self, global: &GlobalArgs, names: &[&str]) -> anyhow::Result<()> {
+        let mut args: Vec<OsString> = global.forward();
         args.extend(names.iter().map(OsString::from));
         args.extend(self.args);
         anyhow::bail!(torch::hand_over(args))
@@ -87,26 +82,15 @@ impl Passthrough {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = match cli.verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
-    if let Some(n) = cli.threads {
+    let global = cli.global;
+    init_logging("fovea", &global);
+    if let Some(n) = global.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
         {
             eprintln!("error: --threads {n}: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     }
     let result = match cli.command {
@@ -114,30 +98,14 @@ fn main() -> ExitCode {
         Command::Extract(a) => cmd::extract::run(a),
         Command::Stats(a) => cmd::stats::run(a),
         Command::Balance(a) => cmd::balance::run(a),
-        Command::Train(p) => p.hand_over(cli.threads, &["train"]),
-        Command::Eval(p) => p.hand_over(cli.threads, &["eval"]),
-        Command::Predict(p) => p.hand_over(cli.threads, &["predict"]),
-        Command::EvalMaps(p) => p.hand_over(cli.threads, &["eval-maps"]),
-        Command::Export(p) => p.hand_over(cli.threads, &["export"]),
-        Command::Ablate(p) => p.hand_over(cli.threads, &["ablate"]),
+        Command::Train(p) => p.hand_over(&global, &["train"]),
+        Command::Eval(p) => p.hand_over(&global, &["eval"]),
+        Command::Predict(p) => p.hand_over(&global, &["predict"]),
+        Command::EvalMaps(p) => p.hand_over(&global, &["eval-maps"]),
+        Command::Export(p) => p.hand_over(&global, &["export"]),
+        Command::Ablate(p) => p.hand_over(&global, &["ablate"]),
         Command::Report(a) => cmd::report::run(a),
-        Command::Bench(b) => cmd::bench::run(b, cli.threads),
+        Command::Bench(b) => cmd::bench::run(b, &global),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // One line: the chain of causes, outermost first.
-            let msg = e
-                .chain()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(": ");
-            eprintln!("error: {}", msg.replace('\n', " "));
-            if msg.ends_with("interrupted") {
-                ExitCode::from(130)
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-    }
+    finish(result)
 }

@@ -1,6 +1,7 @@
-//! Progress bars (indicatif) for the library's progress callbacks, and Ctrl-C handling.
+//! Progress bars (indicatif) for the library's progress callbacks, and the Ctrl-C flag of
+//! the data commands ([`fovea_cli_common::interrupt_flag`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use fovea_store::Progress;
@@ -36,15 +37,10 @@ impl Progress for Bar {
     }
 }
 
-/// A flag set by Ctrl-C (the first press asks the job to stop cleanly; a second one exits).
+/// A flag set by Ctrl-C (the first press asks the job to stop cleanly; a second one exits
+/// with 130).
 pub fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    let _ = ctrlc::set_handler(move || {
-        if f.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupting: finishing the current batch and cleaning up (Ctrl-C again to quit now)");
-    });
-    flag
+    fovea_cli_common::interrupt_flag(
+        "interrupting: finishing the current batch and cleaning up",
+    )
 }

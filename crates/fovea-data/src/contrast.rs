@@ -26,6 +26,7 @@ use crate::fov::FovGrid;
 
 /// How photographs are transformed before patches are cut or a model sees them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Enhance {
     /// The photograph as it is.

@@ -33,11 +33,17 @@ use crate::error::{DataError, Result};
 use crate::lesion::{Lesion, LESIONS, NUM_LESIONS};
 
 /// Which split an image belongs to. Every patch of an image shares its image's split.
+/// On a command line (feature `clap`) it takes the names and aliases of [`Split::parse`]
+/// (give the argument `ignore_case = true` for its case-insensitivity).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
+    #[cfg_attr(feature = "clap", value(alias = "training"))]
     Train,
+    #[cfg_attr(feature = "clap", value(aliases = ["valid", "validation"]))]
     Val,
+    #[cfg_attr(feature = "clap", value(alias = "testing"))]
     Test,
 }
 

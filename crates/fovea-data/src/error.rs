@@ -60,6 +60,15 @@ pub enum DataError {
     Invalid { path: PathBuf, reason: String },
 }
 
+impl From<crate::fsio::FileError> for DataError {
+    fn from(e: crate::fsio::FileError) -> Self {
+        DataError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl DataError {
     /// Wraps an I/O error with the file it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

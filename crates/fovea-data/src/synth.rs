@@ -190,28 +190,17 @@ fn write_png(path: &Path, grey: &[u8], width: u32, height: u32) -> Result<()> {
 type Row = (String, String, [String; NUM_LESIONS]);
 
 fn write_manifest(out: &Path, rows: &[Row]) -> Result<()> {
-    let tmp = out.join("manifest.csv.tmp");
-    let final_path = out.join("manifest.csv");
-    let csv_err = |e: csv::Error| DataError::io(&tmp, std::io::Error::other(e));
-    let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-    let mut writer = csv::Writer::from_writer(BufWriter::new(file));
-    writer
-        .write_record(["id", "image", "ma", "he", "ex", "se"])
-        .map_err(csv_err)?;
-    for (id, image, cells) in rows {
-        let mut record = vec![id.as_str(), image.as_str()];
-        record.extend(cells.iter().map(String::as_str));
-        writer.write_record(&record).map_err(csv_err)?;
-    }
-    let buffered = writer
-        .into_inner()
-        .map_err(|e| DataError::io(&tmp, std::io::Error::other(e.to_string())))?;
-    let file = buffered
-        .into_inner()
-        .map_err(|e| DataError::io(&tmp, e.into_error()))?;
-    file.sync_all().map_err(|e| DataError::io(&tmp, e))?;
-    drop(file);
-    fs::rename(&tmp, &final_path).map_err(|e| DataError::io(&final_path, e))
+    crate::fsio::write_atomic_with(&out.join("manifest.csv"), |w| {
+        let mut writer = csv::Writer::from_writer(w);
+        writer.write_record(["id", "image", "ma", "he", "ex", "se"])?;
+        for (id, image, cells) in rows {
+            let mut record = vec![id.as_str(), image.as_str()];
+            record.extend(cells.iter().map(String::as_str));
+            writer.write_record(&record)?;
+        }
+        writer.flush()
+    })?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1112,7 +1101,11 @@ mod tests {
         let s = settings(6, 3);
         let summary = generate(dir.path(), &s).unwrap();
         assert_eq!(summary.images, 6);
-        assert!(!dir.path().join("manifest.csv.tmp").exists());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
 
         let (header, rows) = manifest_rows(dir.path());
         assert_eq!(header, ["id", "image", "ma", "he", "ex", "se"]);

@@ -4,7 +4,9 @@
 //! training crate wraps into tensors.
 //!
 //! - [`augment`]: per-sample augmentation (flips, any-angle rotation with a reflected
-//!   border, colour jitter) and normalisation;
+//!   border, colour jitter) and normalisation; it holds the workspace's one ImageNet
+//!   normalisation, [`IMAGENET_MEAN`] and [`IMAGENET_STD`], which models record and the
+//!   whole-image encoders apply too;
 //! - [`sampler`]: which patches an epoch visits and in what order (all, a report-balanced
 //!   subset, or weighted draws with replacement), seeded per epoch;
 //! - [`loader`]: batches prepared ahead by worker threads, identical whatever the number
@@ -19,7 +21,9 @@ pub mod loader;
 pub mod rng;
 pub mod sampler;
 
-pub use augment::{augment, to_tensor_layout, AugmentParams, AugmentSettings};
+pub use augment::{
+    augment, to_tensor_layout, AugmentParams, AugmentSettings, IMAGENET_MEAN, IMAGENET_STD,
+};
 pub use bench::{bench_pipeline, BenchReport, BenchSettings};
 pub use error::{LoaderError, Result};
 pub use loader::{Batch, EpochBatches, Loader, LoaderSettings};

@@ -169,7 +169,7 @@ pub fn blend(
         if let Some(c) = s.iter().position(|v| !v.is_finite()) {
             return Err(MapsError::NonFiniteScore {
                 window,
-                lesion: fovea_metrics::LESIONS[c],
+                lesion: fovea_data::LESION_CODES[c],
                 value: s[c],
             });
         }

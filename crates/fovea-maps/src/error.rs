@@ -92,7 +92,7 @@ pub enum MapsError {
         #[source]
         source: serde_json::Error,
     },
-    /// Reading a file failed.
+    /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {
         /// The file.
@@ -110,12 +110,19 @@ pub enum MapsError {
         #[source]
         source: image::ImageError,
     },
-    /// Writing a file atomically failed (the message names the file).
-    #[error(transparent)]
-    Store(#[from] fovea_store::StoreError),
     /// A metric could not be computed (e.g. a NaN cell value).
     #[error(transparent)]
     Metrics(#[from] fovea_metrics::MetricsError),
+}
+
+impl From<fovea_data::FileError> for MapsError {
+    /// Writing a file atomically failed ([`fovea_data::fsio`]).
+    fn from(e: fovea_data::FileError) -> Self {
+        MapsError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 impl MapsError {

@@ -11,8 +11,8 @@ use fovea_data::fov::FovGrid;
 
 use crate::error::{MapsError, Result};
 
-/// Number of lesion maps in a heatmap (MA, HE, EX, SE).
-pub const NUM_LESIONS: usize = 4;
+/// Number of lesion maps in a heatmap (MA, HE, EX, SE): [`fovea_data::NUM_LESIONS`].
+pub use fovea_data::NUM_LESIONS;
 
 /// Per-lesion maps of one photograph; `data` is `[4][h][w]`, row-major.
 #[derive(Clone, Debug, PartialEq)]

@@ -15,7 +15,7 @@ pub fn write_json_atomic<T: Serialize>(value: &T, path: &Path) -> Result<()> {
         source,
     })?;
     json.push(b'\n');
-    fovea_store::store::write_atomic(path, &json)?;
+    fovea_data::write_atomic(path, &json)?;
     Ok(())
 }
 

@@ -1,25 +1,14 @@
 //! The overlay's legend: a semi-opaque dark panel in the top-left corner with, per lesion,
 //! a swatch of its colour, its code and name, and the threshold it is drawn from. Text is
-//! set in the embedded [`crate::FONT`], sized from the image width.
+//! set in the embedded [`crate::FONT`], sized from the image width. Codes, names and
+//! colours are the lesion list of `fovea_data::lesion`.
 
 use ab_glyph::{FontRef, PxScale};
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_text_mut, text_size};
 use imageproc::rect::Rect;
 
-use crate::heatmap::NUM_LESIONS;
-
-/// Lesion colours of the overlay, in lesion order: MA cyan, HE magenta, EX yellow, SE green.
-pub const LESION_COLOURS: [[u8; 3]; NUM_LESIONS] =
-    [[0, 229, 255], [255, 0, 200], [255, 230, 0], [57, 255, 20]];
-
-/// English names, in lesion order.
-pub const LESION_NAMES: [&str; NUM_LESIONS] = [
-    "microaneurysms",
-    "haemorrhages",
-    "hard exudates",
-    "soft exudates",
-];
+use fovea_data::{LESION_CODES, LESION_NAMES, NUM_LESIONS, OVERLAY_COLOURS};
 
 /// How much of the photograph shows through the legend panel.
 const PANEL_SHOW_THROUGH: f32 = 0.3;
@@ -38,7 +27,7 @@ fn lines(thresholds: [f64; NUM_LESIONS]) -> [String; NUM_LESIONS] {
     std::array::from_fn(|c| {
         format!(
             "{} {}   p \u{2265} {:.2}",
-            fovea_metrics::LESIONS[c],
+            LESION_CODES[c],
             LESION_NAMES[c],
             thresholds[c]
         )
@@ -82,7 +71,7 @@ pub fn draw_legend(img: &mut RgbImage, thresholds: [f64; NUM_LESIONS]) -> Option
         draw_filled_rect_mut(
             img,
             Rect::at(sx as i32, sy as i32).of_size(swatch.max(1), swatch.max(1)),
-            Rgb(LESION_COLOURS[c]),
+            Rgb(OVERLAY_COLOURS[c]),
         );
         swatches[c] = (sx, sy, swatch);
         let tx = sx + swatch + margin / 2;
@@ -118,7 +107,7 @@ mod tests {
             "{l:?}"
         );
         for (c, &(sx, sy, s)) in l.swatches.iter().enumerate() {
-            assert_eq!(img.get_pixel(sx + s / 2, sy + s / 2).0, LESION_COLOURS[c]);
+            assert_eq!(img.get_pixel(sx + s / 2, sy + s / 2).0, OVERLAY_COLOURS[c]);
         }
         // The panel is darkened; text pixels are light.
         assert_eq!(img.get_pixel(px + 1, py + 1).0, [60, 30, 15]);

@@ -34,7 +34,6 @@ pub use blend::{blend, WindowWeight};
 pub use error::{MapsError, Result};
 pub use grid::WindowGrid;
 pub use heatmap::{Heatmap, NUM_LESIONS};
-pub use legend::{LESION_COLOURS, LESION_NAMES};
 pub use overlay::{overlay, write_png_atomic};
 pub use pixel_eval::{
     ImageLevelMetrics, ImagePixelMetrics, PixelMetrics, PixelScorer, PER_IMAGE_BINS,

@@ -1,6 +1,6 @@
 //! `heatmap.npy` (CONTRACTS 5): numpy `.npy`, dtype `<f4`, C order, shape `(4, h, w)`.
 //!
-//! Writing goes through ndarray-npy into memory, then [`fovea_store::store::write_atomic`]
+//! Writing goes through ndarray-npy into memory, then [`fovea_data::write_atomic`]
 //! (a temporary file in the same folder, renamed), so a reader never sees half a file.
 //!
 //! Reading is defensive because the file may be anything: its size is checked against the
@@ -35,7 +35,7 @@ impl Heatmap {
         let mut bytes = Vec::with_capacity(self.data.len() * 4 + 128);
         view.write_npy(&mut bytes)
             .map_err(|e| MapsError::npy(path, format!("cannot encode: {e}")))?;
-        fovea_store::store::write_atomic(path, &bytes)?;
+        fovea_data::write_atomic(path, &bytes)?;
         Ok(())
     }
 
@@ -125,7 +125,7 @@ fn parse(bytes: &[u8], h: usize, w: usize) -> std::result::Result<Vec<f32>, Stri
         let (c, rest) = (k / (h * w), k % (h * w));
         return Err(format!(
             "{} value {} at cell ({}, {}) is not a probability in [0, 1]",
-            fovea_metrics::LESIONS[c],
+            fovea_data::LESION_CODES[c],
             data[k],
             rest / w,
             rest % w

@@ -15,7 +15,8 @@ use image::{ImageFormat, RgbImage};
 
 use crate::error::{MapsError, Result};
 use crate::heatmap::{Heatmap, NUM_LESIONS};
-use crate::legend::{draw_legend, LESION_COLOURS};
+use crate::legend::draw_legend;
+use fovea_data::OVERLAY_COLOURS;
 
 /// Opacity of a lesion's colour where its probability equals its threshold.
 pub const MIN_ALPHA: f32 = 0.25;
@@ -80,7 +81,7 @@ pub fn overlay(
     let mut inside = vec![false; owu * ohu];
     for c in (0..NUM_LESIONS).rev() {
         let values = map.lesion(c);
-        let colour = LESION_COLOURS[c].map(f32::from);
+        let colour = OVERLAY_COLOURS[c].map(f32::from);
         for (y, &i) in rows.iter().enumerate() {
             for (x, &j) in cols.iter().enumerate() {
                 let a = alpha(values[i * map.w + j], thresholds[c]);
@@ -109,7 +110,7 @@ pub fn overlay(
                     || !is_in(x, y - 1)
                     || !is_in(x, y + 1);
                 if edge {
-                    out.get_pixel_mut(x as u32, y as u32).0 = LESION_COLOURS[c];
+                    out.get_pixel_mut(x as u32, y as u32).0 = OVERLAY_COLOURS[c];
                 }
             }
         }
@@ -127,7 +128,7 @@ pub fn write_png_atomic(img: &image::RgbImage, path: impl AsRef<Path>) -> Result
             path: path.to_path_buf(),
             source,
         })?;
-    fovea_store::store::write_atomic(path, bytes.get_ref())?;
+    fovea_data::write_atomic(path, bytes.get_ref())?;
     Ok(())
 }
 
@@ -184,7 +185,7 @@ mod tests {
         }
         // Inside (output x 125..175, y 100..125): pulled toward magenta, not replaced.
         let (p, b) = (out.get_pixel(150, 112).0, base.get_pixel(150, 112).0);
-        let magenta = LESION_COLOURS[1];
+        let magenta = OVERLAY_COLOURS[1];
         for k in 0..3 {
             let (pd, bd) = (
                 (i32::from(p[k]) - i32::from(magenta[k])).abs(),
@@ -202,7 +203,7 @@ mod tests {
         for y in 0..100 {
             for x in 0..100 {
                 for (c, f) in found.iter_mut().enumerate() {
-                    *f |= out.get_pixel(x, y).0 == LESION_COLOURS[c];
+                    *f |= out.get_pixel(x, y).0 == OVERLAY_COLOURS[c];
                 }
             }
         }

@@ -50,7 +50,7 @@ pub struct MapSummary {
 
 /// The four values keyed by lesion code.
 pub fn by_lesion<T>(values: [T; NUM_LESIONS]) -> BTreeMap<String, T> {
-    fovea_metrics::LESIONS
+    fovea_data::LESION_CODES
         .iter()
         .map(|l| l.to_string())
         .zip(values)
@@ -101,7 +101,7 @@ pub fn image_probability(
         if let Some(c) = s.iter().position(|v| !v.is_finite()) {
             return Err(MapsError::NonFiniteScore {
                 window: k,
-                lesion: fovea_metrics::LESIONS[c],
+                lesion: fovea_data::LESION_CODES[c],
                 value: s[c],
             });
         }

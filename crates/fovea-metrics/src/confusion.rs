@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MetricsError, Result};
-use crate::f1::{f1_from_counts, precision_from_counts, recall_from_counts};
+use crate::ratios::{f1_from_counts, precision_from_counts, recall_from_counts};
 use crate::NUM_CLASSES;
 
 /// True/false positive/negative counts of one class.

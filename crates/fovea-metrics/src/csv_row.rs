@@ -1,11 +1,15 @@
 //! Rows of `metrics.csv` of a training run (CONTRACTS 3): one row per epoch and split,
-//! columns [`METRICS_CSV_HEADER`].
+//! columns [`METRICS_CSV_HEADER`]. [`MetricsCsvRow`] is (de)serialised with serde for the
+//! csv crate, one column per field, in header order; the run-folder crate (`fovea-run`)
+//! reads and writes whole files of it.
 //!
 //! Numbers are written with Rust's shortest round-trip formatting (`0.5`, `1`,
-//! `0.6666666666666666`), so a row parses back to the same values; a non-finite loss is
-//! written `NaN` / `inf` / `-inf`, which pandas and numpy read as floats. The split name is
-//! quoted RFC-4180 style only if it holds a comma, a quote or a line break. Lines carry no
-//! line terminator: the caller appends `\n`.
+//! `0.6666666666666666`, what `Display` prints; the csv crate's own float formatting would
+//! print `1.0`), so a row parses back to the same values; a non-finite loss is written
+//! `NaN` / `inf` / `-inf`, which pandas and numpy read as floats. The split name is quoted
+//! RFC-4180 style only if it holds a comma, a quote or a line break.
+
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{MetricsError, Result};
 use crate::f1::MultiLabelMetrics;
@@ -19,8 +23,18 @@ recall_ma,recall_he,recall_ex,recall_se";
 /// Number of columns of [`METRICS_CSV_HEADER`].
 const COLUMNS: usize = 19;
 
+/// Serialises a number as `Display` prints it (shortest round trip; `NaN`, `inf`), for
+/// `#[serde(serialize_with = "...")]` on the float columns of Fovea's CSV files.
+pub fn shortest<T: std::fmt::Display, S: Serializer>(
+    v: &T,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
 /// One row of `metrics.csv`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "Record", from = "Record")]
 pub struct MetricsCsvRow {
     /// Epoch number, as the training loop counts it.
     pub epoch: usize,
@@ -44,6 +58,98 @@ pub struct MetricsCsvRow {
     pub recall: [f64; NUM_CLASSES],
 }
 
+/// The flat wire form of [`MetricsCsvRow`]: field names are the column names.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    epoch: usize,
+    split: String,
+    #[serde(serialize_with = "shortest")]
+    loss: f64,
+    #[serde(serialize_with = "shortest")]
+    micro_f1: f64,
+    #[serde(serialize_with = "shortest")]
+    macro_f1: f64,
+    #[serde(serialize_with = "shortest")]
+    hamming: f64,
+    #[serde(serialize_with = "shortest")]
+    subset_acc: f64,
+    #[serde(serialize_with = "shortest")]
+    f1_ma: f64,
+    #[serde(serialize_with = "shortest")]
+    f1_he: f64,
+    #[serde(serialize_with = "shortest")]
+    f1_ex: f64,
+    #[serde(serialize_with = "shortest")]
+    f1_se: f64,
+    #[serde(serialize_with = "shortest")]
+    precision_ma: f64,
+    #[serde(serialize_with = "shortest")]
+    precision_he: f64,
+    #[serde(serialize_with = "shortest")]
+    precision_ex: f64,
+    #[serde(serialize_with = "shortest")]
+    precision_se: f64,
+    #[serde(serialize_with = "shortest")]
+    recall_ma: f64,
+    #[serde(serialize_with = "shortest")]
+    recall_he: f64,
+    #[serde(serialize_with = "shortest")]
+    recall_ex: f64,
+    #[serde(serialize_with = "shortest")]
+    recall_se: f64,
+}
+
+impl From<MetricsCsvRow> for Record {
+    fn from(r: MetricsCsvRow) -> Record {
+        let [f1_ma, f1_he, f1_ex, f1_se] = r.f1;
+        let [precision_ma, precision_he, precision_ex, precision_se] = r.precision;
+        let [recall_ma, recall_he, recall_ex, recall_se] = r.recall;
+        Record {
+            epoch: r.epoch,
+            split: r.split,
+            loss: r.loss,
+            micro_f1: r.micro_f1,
+            macro_f1: r.macro_f1,
+            hamming: r.hamming,
+            subset_acc: r.subset_acc,
+            f1_ma,
+            f1_he,
+            f1_ex,
+            f1_se,
+            precision_ma,
+            precision_he,
+            precision_ex,
+            precision_se,
+            recall_ma,
+            recall_he,
+            recall_ex,
+            recall_se,
+        }
+    }
+}
+
+impl From<Record> for MetricsCsvRow {
+    fn from(r: Record) -> MetricsCsvRow {
+        MetricsCsvRow {
+            epoch: r.epoch,
+            split: r.split,
+            loss: r.loss,
+            micro_f1: r.micro_f1,
+            macro_f1: r.macro_f1,
+            hamming: r.hamming,
+            subset_acc: r.subset_acc,
+            f1: [r.f1_ma, r.f1_he, r.f1_ex, r.f1_se],
+            precision: [
+                r.precision_ma,
+                r.precision_he,
+                r.precision_ex,
+                r.precision_se,
+            ],
+            recall: [r.recall_ma, r.recall_he, r.recall_ex, r.recall_se],
+        }
+    }
+}
+
 impl MetricsCsvRow {
     /// A row from thresholded metrics (whichever thresholds the caller used for them).
     pub fn new(epoch: usize, split: impl Into<String>, loss: f64, m: &MultiLabelMetrics) -> Self {
@@ -63,123 +169,63 @@ impl MetricsCsvRow {
 
     /// The row as one CSV line in header order, without line terminator.
     pub fn to_csv_line(&self) -> String {
-        let mut fields: Vec<String> = Vec::with_capacity(COLUMNS);
-        fields.push(self.epoch.to_string());
-        fields.push(quote(&self.split));
-        for x in [
-            self.loss,
-            self.micro_f1,
-            self.macro_f1,
-            self.hamming,
-            self.subset_acc,
-        ] {
-            fields.push(x.to_string());
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        // Serialising numbers and a string into memory cannot fail.
+        let _ = w.serialize(self);
+        let bytes = w.into_inner().unwrap_or_default();
+        let mut s = String::from_utf8_lossy(&bytes).into_owned();
+        if s.ends_with('\n') {
+            s.pop();
         }
-        for arr in [&self.f1, &self.precision, &self.recall] {
-            fields.extend(arr.iter().map(f64::to_string));
-        }
-        fields.join(",")
+        s
     }
 
     /// Parses a line as [`Self::to_csv_line`] writes it (a trailing `\r`/`\n` and extra
-    /// trailing columns are ignored). Errors on too few columns, a bad number or a bad
-    /// quote.
+    /// trailing columns are ignored). Errors on too few columns (an unterminated quote
+    /// swallows the rest of the line) or a bad number; quoting is read as the csv crate
+    /// reads it (leniently: `"a"b` is `ab`).
     pub fn parse_csv_line(line: &str) -> Result<MetricsCsvRow> {
         let line = line.trim_end_matches(['\r', '\n']);
-        let fields = split_fields(line)?;
-        if fields.len() < COLUMNS {
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(line.as_bytes());
+        let mut record = csv::StringRecord::new();
+        match r.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => return Err(csv_err("0 columns, expected 19".into())),
+            Err(e) => return Err(csv_err(e.to_string())),
+        }
+        if record.len() < COLUMNS {
             return Err(csv_err(format!(
                 "{} columns, expected {COLUMNS}",
-                fields.len()
+                record.len()
             )));
         }
-        let header: Vec<&str> = METRICS_CSV_HEADER.split(',').collect();
-        let num = |i: usize| -> Result<f64> {
-            fields[i]
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| csv_err(format!("{}: {:?} is not a number", header[i], fields[i])))
-        };
-        let arr = |start: usize| -> Result<[f64; NUM_CLASSES]> {
-            Ok([
-                num(start)?,
-                num(start + 1)?,
-                num(start + 2)?,
-                num(start + 3)?,
-            ])
-        };
-        let epoch = fields[0]
-            .trim()
-            .parse::<usize>()
-            .map_err(|_| csv_err(format!("epoch: {:?} is not an integer", fields[0])))?;
-        Ok(MetricsCsvRow {
-            epoch,
-            split: fields[1].clone(),
-            loss: num(2)?,
-            micro_f1: num(3)?,
-            macro_f1: num(4)?,
-            hamming: num(5)?,
-            subset_acc: num(6)?,
-            f1: arr(7)?,
-            precision: arr(11)?,
-            recall: arr(15)?,
+        record.trim();
+        record.deserialize(None).map_err(|e| {
+            let csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
+                return csv_err(e.to_string());
+            };
+            let field = err.field().map(|i| i as usize);
+            let col = field
+                .and_then(|i| METRICS_CSV_HEADER.split(',').nth(i))
+                .unwrap_or("?");
+            let value = field.and_then(|i| record.get(i)).unwrap_or("");
+            let expected = match err.kind() {
+                csv::DeserializeErrorKind::ParseInt(_) => "an integer",
+                _ => "a number",
+            };
+            csv_err(format!("{col}: {value:?} is not {expected}"))
         })
     }
 }
 
 fn csv_err(reason: String) -> MetricsError {
     MetricsError::Csv { reason }
-}
-
-/// Quotes a field if it holds a comma, a quote or a line break.
-fn quote(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// Splits one CSV line into fields, undoing RFC-4180 quoting.
-fn split_fields(line: &str) -> Result<Vec<String>> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut at_field_start = true;
-    while let Some(ch) = chars.next() {
-        if quoted {
-            if ch == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    field.push('"');
-                } else {
-                    quoted = false;
-                    if !matches!(chars.peek(), None | Some(',')) {
-                        return Err(csv_err("text after a closing quote".into()));
-                    }
-                }
-            } else {
-                field.push(ch);
-            }
-        } else if ch == ',' {
-            fields.push(std::mem::take(&mut field));
-            at_field_start = true;
-            continue;
-        } else if ch == '"' && at_field_start {
-            quoted = true;
-        } else if ch == '"' {
-            return Err(csv_err("a quote inside an unquoted field".into()));
-        } else {
-            field.push(ch);
-        }
-        at_field_start = false;
-    }
-    if quoted {
-        return Err(csv_err("unterminated quote".into()));
-    }
-    fields.push(field);
-    Ok(fields)
 }
 
 #[cfg(test)]
@@ -271,8 +317,6 @@ mod tests {
             good.replacen("3,", "x,", 1),
             good.replacen("0.125", "abc", 1),
             good.replacen("val", "\"val", 1),
-            good.replacen("val", "\"val\"x", 1),
-            good.replacen("val", "v\"al", 1),
         ];
         for line in bad {
             let e = MetricsCsvRow::parse_csv_line(&line).unwrap_err();

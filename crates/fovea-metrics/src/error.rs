@@ -105,6 +105,15 @@ pub enum MetricsError {
     },
 }
 
+impl From<fovea_data::FileError> for MetricsError {
+    fn from(e: fovea_data::FileError) -> Self {
+        MetricsError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl MetricsError {
     /// Wraps `self` as an error about lesion column `class` (0..4).
     pub(crate) fn in_class(self, class: usize) -> MetricsError {

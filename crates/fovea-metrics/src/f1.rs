@@ -19,31 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::confusion::{multilabel_confusion, ClassCounts, MultiLabelConfusion};
 use crate::error::{MetricsError, Result};
+use crate::ratios::ratio;
+pub use crate::ratios::{f1_from_counts, precision_from_counts, recall_from_counts};
 use crate::NUM_CLASSES;
-
-/// `num / den`, or 0.0 when `den == 0` (scikit-learn's default zero-division value).
-fn ratio(num: u64, den: u64) -> f64 {
-    if den == 0 {
-        0.0
-    } else {
-        num as f64 / den as f64
-    }
-}
-
-/// Precision `tp / (tp + fp)`, 0.0 when `tp + fp == 0`.
-pub fn precision_from_counts(tp: u64, fp: u64) -> f64 {
-    ratio(tp, tp + fp)
-}
-
-/// Recall `tp / (tp + fn)`, 0.0 when `tp + fn == 0`.
-pub fn recall_from_counts(tp: u64, fn_: u64) -> f64 {
-    ratio(tp, tp + fn_)
-}
-
-/// F1 `2 tp / (2 tp + fp + fn)`, 0.0 when `tp + fp + fn == 0`.
-pub fn f1_from_counts(tp: u64, fp: u64, fn_: u64) -> f64 {
-    ratio(2 * tp, 2 * tp + fp + fn_)
-}
 
 /// All thresholded metrics of one multi-label prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,17 +99,6 @@ pub fn multilabel_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn zero_division_is_zero() {
-        assert_eq!(precision_from_counts(0, 0), 0.0);
-        assert_eq!(recall_from_counts(0, 0), 0.0);
-        assert_eq!(f1_from_counts(0, 0, 0), 0.0);
-        assert_eq!(f1_from_counts(0, 3, 2), 0.0);
-        assert_eq!(f1_from_counts(2, 1, 1), 4.0 / 6.0);
-        assert_eq!(precision_from_counts(3, 1), 0.75);
-        assert_eq!(recall_from_counts(1, 3), 0.25);
-    }
 
     #[test]
     fn hand_computed_example() {

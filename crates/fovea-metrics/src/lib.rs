@@ -8,6 +8,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`confusion`] | TP/FP/FN/TN counts per class, input validation |
+//! | [`ratios`] | precision / recall / F1 from counts (zero division is 0.0) |
 //! | [`f1`] | F1 / precision / recall / Hamming / subset accuracy at thresholds |
 //! | [`ranking`] | exact per-class AUROC and average precision (scikit-learn's definitions) |
 //! | [`thresholds`] | per-class threshold tuning on a validation split |
@@ -28,12 +29,13 @@ pub mod error;
 pub mod f1;
 pub mod histogram;
 pub mod ranking;
+pub mod ratios;
 pub mod report;
 pub mod thresholds;
 pub mod thresholds_file;
 
 pub use confusion::{multilabel_confusion, ClassCounts, MultiLabelConfusion};
-pub use csv_row::{MetricsCsvRow, METRICS_CSV_HEADER};
+pub use csv_row::{shortest, MetricsCsvRow, METRICS_CSV_HEADER};
 pub use error::{MetricsError, Result};
 pub use f1::{
     f1_from_counts, multilabel_metrics, precision_from_counts, recall_from_counts,
@@ -45,8 +47,8 @@ pub use report::{build_metrics_report, MetricsReport, ThresholdedMetrics};
 pub use thresholds::{tune_threshold, tune_thresholds, DEFAULT_THRESHOLD};
 pub use thresholds_file::ThresholdsFile;
 
-/// Number of lesion classes.
-pub const NUM_CLASSES: usize = 4;
+/// Number of lesion classes ([`fovea_data::NUM_LESIONS`]).
+pub const NUM_CLASSES: usize = fovea_data::NUM_LESIONS;
 
-/// Lesion names in Fovea's fixed order (CONTRACTS: MA, HE, EX, SE).
-pub const LESIONS: [&str; NUM_CLASSES] = ["MA", "HE", "EX", "SE"];
+/// Lesion codes in Fovea's fixed order, MA, HE, EX, SE ([`fovea_data::LESION_CODES`]).
+pub const LESIONS: [&str; NUM_CLASSES] = fovea_data::LESION_CODES;

@@ -110,12 +110,10 @@ impl MetricsReport {
         serde_json::from_value(map.into()).map_err(json)
     }
 
-    /// Writes the pretty-printed document plus a newline to `path`.
+    /// Writes the pretty-printed document plus a newline to `path`, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json_string() + "\n").map_err(|source| MetricsError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        let text = self.to_json_string() + "\n";
+        fovea_data::write_atomic(path, text.as_bytes()).map_err(MetricsError::from)
     }
 
     /// Reads and parses `path`.

@@ -117,7 +117,7 @@ pub fn tune_thresholds(
 mod tests {
     use super::*;
     use crate::error::MetricsError;
-    use crate::f1::f1_from_counts;
+    use crate::ratios::f1_from_counts;
 
     /// F1 of one column at threshold `t`, by brute force.
     fn f1_at(truth: &[u8], scores: &[f32], t: f64) -> f64 {

@@ -86,12 +86,10 @@ impl ThresholdsFile {
         Ok(serde_json::to_string_pretty(self).expect("four finite numbers always serialise"))
     }
 
-    /// Writes the document plus a newline to `path`.
+    /// Writes the document plus a newline to `path`, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json_string()? + "\n").map_err(|source| MetricsError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        let text = self.to_json_string()? + "\n";
+        fovea_data::write_atomic(path, text.as_bytes()).map_err(MetricsError::from)
     }
 
     /// Reads and parses `path`; errors about its contents name it.

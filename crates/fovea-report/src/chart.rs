@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+use fovea_data::CHART_COLOURS;
+
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
@@ -21,14 +23,18 @@ use crate::raster::encode_rgb;
 /// Default picture size in pixels (width, height).
 pub const SIZE: (u32, u32) = (960, 540);
 
-/// Colours of the four lesions (MA, HE, EX, SE), from the Okabe-Ito colour-blind-safe
-/// palette.
-pub const LESION_COLORS: [RGBColor; 4] = [
-    RGBColor(213, 94, 0),
-    RGBColor(0, 114, 178),
-    RGBColor(230, 159, 0),
-    RGBColor(0, 158, 115),
+/// Colours of the four lesions (MA, HE, EX, SE) in a chart: [`fovea_data::CHART_COLOURS`],
+/// the Okabe-Ito colour-blind-safe hues, as plotters colours.
+pub const LESION_COLOURS: [RGBColor; 4] = [
+    rgb(CHART_COLOURS[0]),
+    rgb(CHART_COLOURS[1]),
+    rgb(CHART_COLOURS[2]),
+    rgb(CHART_COLOURS[3]),
 ];
+
+const fn rgb(c: [u8; 3]) -> RGBColor {
+    RGBColor(c[0], c[1], c[2])
+}
 /// Colour of a neutral series (reference lines, style keys in a legend).
 pub const NEUTRAL: RGBColor = RGBColor(110, 110, 110);
 /// Colour of the training split's curves where lesions are not shown.
@@ -477,11 +483,11 @@ mod tests {
             series: vec![
                 Series::new(
                     "a",
-                    LESION_COLORS[0],
+                    LESION_COLOURS[0],
                     vec![(1.0, 0.1), (2.0, 0.5), (3.0, 0.4)],
                 )
                 .with_markers(),
-                Series::new("b", LESION_COLORS[1], vec![(1.0, 0.2), (3.0, 0.9)]).dashed(),
+                Series::new("b", LESION_COLOURS[1], vec![(1.0, 0.2), (3.0, 0.9)]).dashed(),
                 Series::new("key", NEUTRAL, vec![]).dotted(),
             ],
         };

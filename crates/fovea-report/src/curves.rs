@@ -7,14 +7,11 @@
 use std::path::{Path, PathBuf};
 
 use fovea_metrics::{MetricsCsvRow, LESIONS};
+use fovea_run::{RankingRow, RunDir};
 
-use crate::chart::{Axis, LineChart, Series, LESION_COLORS, NEUTRAL, SIZE, TRAIN_COLOR, VAL_COLOR};
+use crate::chart::{Axis, LineChart, Series, LESION_COLOURS, NEUTRAL, SIZE, TRAIN_COLOR, VAL_COLOR};
 use crate::error::{ReportError, Result};
 use crate::fsio::write_atomic;
-use crate::training_log::{read_metrics_csv, read_val_ranking, RankingRow};
-
-/// Folder of the plots inside the run folder.
-pub const PLOTS_DIR: &str = "plots";
 
 /// A chart with its file stem (`loss`, `macro_f1`, `per_class_f1`, `val_ap`).
 #[derive(Clone, Debug, PartialEq)]
@@ -106,7 +103,7 @@ pub fn training_charts(rows: &[MetricsCsvRow], ranking: Option<&[RankingRow]>) -
 
     let mut per_class = Vec::new();
     for (c, name) in LESIONS.iter().enumerate() {
-        let color = LESION_COLORS[c];
+        let color = LESION_COLOURS[c];
         per_class.push(
             Series::new(*name, color, by_epoch(rows, "train", |r| r.f1[c]))
                 .dashed()
@@ -132,7 +129,7 @@ pub fn training_charts(rows: &[MetricsCsvRow], ranking: Option<&[RankingRow]>) -
         rk.sort_by_key(|r| r.epoch);
         let mut series = Vec::new();
         for (c, name) in LESIONS.iter().enumerate() {
-            let color = LESION_COLORS[c];
+            let color = LESION_COLOURS[c];
             let ap = rk.iter().map(|r| (r.epoch as f64, r.ap[c])).collect();
             let prev = rk
                 .iter()
@@ -161,27 +158,26 @@ pub fn training_charts(rows: &[MetricsCsvRow], ranking: Option<&[RankingRow]>) -
 /// line), a malformed val_ranking.csv, an unwritable plots folder. A metrics.csv with a
 /// header only writes nothing.
 pub fn write_training_curves(run: &Path) -> Result<Vec<PathBuf>> {
-    let metrics = run.join("metrics.csv");
+    let run = RunDir::new(run);
+    let metrics = run.metrics_csv();
     if !metrics.is_file() {
         return Err(ReportError::Missing {
             path: metrics,
             reason: "no training log here (`fovea train --out RUN` writes it)".into(),
         });
     }
-    let rows = read_metrics_csv(&metrics)?;
-    let ranking_path = run.join("val_ranking.csv");
-    let ranking = if ranking_path.is_file() {
-        Some(read_val_ranking(&ranking_path)?)
+    let rows = run.read_metrics()?;
+    let ranking = if run.val_ranking_csv().is_file() {
+        Some(run.read_val_ranking()?)
     } else {
         None
     };
-    let dir = run.join(PLOTS_DIR);
     let mut written = Vec::new();
     for nc in training_charts(&rows, ranking.as_deref()) {
-        let png = dir.join(format!("{}.png", nc.name));
+        let png = run.plot(nc.name, "png");
         write_atomic(&png, &nc.chart.png(SIZE)?)?;
         written.push(png);
-        let svg = dir.join(format!("{}.svg", nc.name));
+        let svg = run.plot(nc.name, "svg");
         write_atomic(&svg, nc.chart.svg(SIZE)?.as_bytes())?;
         written.push(svg);
     }

@@ -37,6 +37,10 @@ pub enum ReportError {
     /// The patch store could not be opened (its message names the file).
     #[error(transparent)]
     Store(#[from] fovea_store::StoreError),
+    /// A file of the run, evaluation or map folder is unreadable or malformed (its message
+    /// names the file, and for a CSV table the line and column).
+    #[error(transparent)]
+    Run(#[from] fovea_run::RunError),
     /// Plotting failed.
     #[error("drawing {what}: {reason}")]
     Plot {
@@ -56,6 +60,12 @@ pub enum ReportError {
     /// The bundled font (DejaVu Sans) could not be parsed.
     #[error("the bundled font (fovea_maps::FONT) is not a usable TrueType font")]
     Font,
+}
+
+impl From<fovea_data::FileError> for ReportError {
+    fn from(e: fovea_data::FileError) -> Self {
+        ReportError::io(e.path, e.source)
+    }
 }
 
 impl ReportError {

@@ -1,6 +1,6 @@
 //! Reading the inputs and writing the outputs: text files whose absence is an answer
 //! rather than an error, and atomic writes (a temporary file in the same folder, then a
-//! rename), so a reader never sees half a plot or half a report.
+//! rename, [`fovea_data::fsio`]), so a reader never sees half a plot or half a report.
 
 use std::path::Path;
 
@@ -25,7 +25,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| ReportError::io(dir, e))?;
     }
-    fovea_store::store::write_atomic(path, bytes)?;
+    fovea_data::write_atomic(path, bytes)?;
     Ok(())
 }
 

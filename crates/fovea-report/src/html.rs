@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use fovea_metrics::{MetricsReport, ThresholdsFile};
+use fovea_run::{AblationDir, EvalDir, RunDir};
 use fovea_store::Store;
 
 use crate::error::{ReportError, Result};
@@ -91,7 +92,8 @@ fn load(inputs: &ReportInputs) -> Result<Context> {
             reason: "no run folder here (`fovea train --out RUN` makes one)".into(),
         });
     }
-    let config_path = run.join("config.toml");
+    let run_dir = RunDir::new(&run);
+    let config_path = run_dir.config();
     let config = if config_path.is_file() {
         Some(read_run_config(&config_path)?)
     } else {
@@ -118,24 +120,25 @@ fn load(inputs: &ReportInputs) -> Result<Context> {
     let (mut metrics, mut predictions, mut pixel) = (None, None, None);
     if let Some(e) = &inputs.eval {
         require_dir(e, "evaluation")?;
-        let p = e.join("metrics.json");
+        let eval = EvalDir::new(e);
+        let p = eval.metrics_json();
         if let Some(text) = read_optional(&p)? {
             metrics = Some(
                 MetricsReport::from_json_str(&text)
                     .map_err(|err| ReportError::malformed(&p, err))?,
             );
         }
-        let p = e.join("predictions.csv");
+        let p = eval.predictions_csv();
         if p.is_file() {
             predictions = Some(Predictions::read(&p)?);
         }
-        let p = e.join("pixel_metrics.json");
+        let p = eval.pixel_metrics_json();
         if p.is_file() {
             pixel = Some(PixelMetrics::read(&p)?);
         }
     }
 
-    let t_path = run.join("thresholds.json");
+    let t_path = run_dir.thresholds();
     let thresholds = match read_optional(&t_path)? {
         Some(text) => {
             let t = ThresholdsFile::from_json_str(&text)
@@ -143,7 +146,7 @@ fn load(inputs: &ReportInputs) -> Result<Context> {
             Some((t.to_array(), t_path))
         }
         None => match (&metrics, &inputs.eval) {
-            (Some(m), Some(e)) => Some((m.tuned.thresholds, e.join("metrics.json"))),
+            (Some(m), Some(e)) => Some((m.tuned.thresholds, EvalDir::new(e).metrics_json())),
             _ => None,
         },
     };
@@ -227,10 +230,6 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary> 
 /// A run of `fovea ablate` (`DIR/runs/<variant>-seed<S>`) shows its ablation's table
 /// (`DIR/ablation.csv`) without being told.
 fn ablation_beside(run: &Path) -> Option<PathBuf> {
-    let runs = run.parent()?;
-    if runs.file_name()? != "runs" {
-        return None;
-    }
-    let table = runs.parent()?.join("ablation.csv");
+    let table = AblationDir::of_run(run)?.table_csv();
     table.is_file().then_some(table)
 }

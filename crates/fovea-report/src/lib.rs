@@ -12,13 +12,12 @@
 //! | [`gallery`] | true / false positive and false negative patches per lesion |
 //! | [`html`] | `report.html` |
 //! | [`chart`] | one line-chart description drawn to PNG or SVG |
-//! | [`training_log`], [`predictions`], [`run_config`], [`pixel_metrics`], [`maps`] | reading the inputs |
-//! | [`csv`], [`raster`], [`font`], [`glyph_backend`], [`fsio`] | CSV parsing, PNG coding, the font and text in bitmaps, atomic writes |
+//! | [`predictions`], [`run_config`], [`pixel_metrics`], [`maps`] | reading the inputs (the run's CSV tables through `fovea-run`) |
+//! | [`raster`], [`font`], [`glyph_backend`], [`fsio`] | PNG coding, the font and text in bitmaps, reading text and atomic writes |
 //! | [`page`], [`sections`] | HTML building blocks and the report's sections |
 //! | [`error`] | [`ReportError`] |
 
 pub mod chart;
-pub mod csv;
 pub mod curves;
 pub mod error;
 pub mod font;
@@ -34,7 +33,6 @@ pub mod predictions;
 pub mod raster;
 pub mod run_config;
 pub mod sections;
-pub mod training_log;
 
 pub use chart::Plot;
 pub use curves::write_training_curves;

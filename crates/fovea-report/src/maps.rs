@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use fovea_metrics::{LESIONS, NUM_CLASSES};
+use fovea_run::{MapDir, MapsDir};
 use serde_json::Value;
 
 use crate::error::{ReportError, Result};
@@ -59,13 +60,14 @@ fn probabilities(v: &Value) -> Option<[f64; NUM_CLASSES]> {
 
 /// Reads one map folder (which holds both files).
 fn read_entry(dir: &Path, thumb: u32) -> Result<MapEntry> {
-    let summary_path = dir.join("summary.json");
+    let map = MapDir::new(dir);
+    let summary_path = map.summary();
     let summary: Value = serde_json::from_str(&read_text(&summary_path)?)
         .map_err(|e| ReportError::malformed(&summary_path, format!("not JSON: {e}")))?;
     if !summary.is_object() {
         return Err(ReportError::malformed(&summary_path, "not a JSON object"));
     }
-    let (overlay_png, overlay_size) = thumbnail(&dir.join("overlay.png"), thumb)?;
+    let (overlay_png, overlay_size) = thumbnail(&map.overlay(), thumb)?;
     let num = |k: &str| summary.get(k).and_then(Value::as_u64);
     let regions = summary.get("regions").and_then(Value::as_array);
     let mut by_lesion = [0usize; NUM_CLASSES];
@@ -97,13 +99,12 @@ fn read_entry(dir: &Path, thumb: u32) -> Result<MapEntry> {
 /// The map folders of `maps`, sorted by folder name, overlays shrunk to at most `thumb`
 /// pixels a side. Errors: `maps` unreadable, a malformed summary or overlay.
 pub fn read_maps(maps: &Path, thumb: u32) -> Result<Vec<MapEntry>> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(maps)
-        .map_err(|e| ReportError::io(maps, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|d| d.join("overlay.png").is_file() && d.join("summary.json").is_file())
-        .collect();
-    dirs.sort();
-    dirs.iter().map(|d| read_entry(d, thumb)).collect()
+    MapsDir::new(maps)
+        .images()?
+        .iter()
+        .filter(|d| d.overlay().is_file())
+        .map(|d| read_entry(d.path(), thumb))
+        .collect()
 }
 
 #[cfg(test)]

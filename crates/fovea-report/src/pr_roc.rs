@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use fovea_metrics::{average_precision, roc_auc, LESIONS, NUM_CLASSES};
 
-use crate::chart::{Axis, LineChart, Plot, Series, LESION_COLORS, NEUTRAL, SIZE};
+use crate::chart::{Axis, LineChart, Plot, Series, LESION_COLOURS, NEUTRAL, SIZE};
 use crate::error::{ReportError, Result};
 use crate::fsio::write_atomic;
 use crate::predictions::Predictions;
@@ -124,7 +124,7 @@ pub fn prediction_curves(p: &Predictions) -> Result<Vec<LesionCurves>> {
 pub fn pr_chart(curves: &[LesionCurves]) -> LineChart {
     let mut series = Vec::new();
     for (c, lc) in curves.iter().enumerate() {
-        let color = LESION_COLORS[c % LESION_COLORS.len()];
+        let color = LESION_COLOURS[c % LESION_COLOURS.len()];
         let label = if lc.positives == 0 {
             format!("{}  no positive", lc.lesion)
         } else {
@@ -154,7 +154,7 @@ pub fn roc_chart(curves: &[LesionCurves]) -> LineChart {
         .dotted()
         .width(1)];
     for (c, lc) in curves.iter().enumerate() {
-        let color = LESION_COLORS[c % LESION_COLORS.len()];
+        let color = LESION_COLOURS[c % LESION_COLOURS.len()];
         let label = match lc.auroc {
             Some(a) => format!("{}  AUROC {a:.3}", lc.lesion),
             None => format!("{}  AUROC undefined", lc.lesion),

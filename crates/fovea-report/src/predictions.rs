@@ -1,16 +1,16 @@
 //! `EVAL/predictions.csv` (CONTRACTS 4): `patch,image_id,ma,he,ex,se,p_ma,p_he,p_ex,p_se`,
 //! one row per non-black patch of the evaluated split. Labels must be 0 or 1 and
 //! probabilities finite numbers in [0, 1]; anything else is an error naming the file and
-//! the line.
+//! the line. The rows are [`fovea_run::PredictionRow`]s, what `fovea eval` writes; here
+//! they are held as columns.
 
 use std::path::{Path, PathBuf};
 
 use fovea_metrics::NUM_CLASSES;
+use fovea_run::table::parse_csv;
+use fovea_run::PredictionRow;
 
-use crate::csv::Table;
 use crate::error::{ReportError, Result};
-use crate::fsio::read_text;
-use crate::training_log::SUFFIXES;
 
 /// The columns of `predictions.csv`, row by row.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -38,49 +38,33 @@ impl Predictions {
         self.patch.is_empty()
     }
 
-    /// Parses the text of a `predictions.csv` read from `path`.
-    pub fn parse(path: &Path, text: &str) -> Result<Predictions> {
-        let t = Table::parse(path, text)?;
-        let [patch, image] = t.columns(["patch", "image_id"])?;
-        let truth_cols = t.columns(SUFFIXES)?;
-        let p = SUFFIXES.map(|s| format!("p_{s}"));
-        let prob_cols = t.columns([&p[0], &p[1], &p[2], &p[3]].map(String::as_str))?;
+    /// The rows of a `predictions.csv` read from `path` ([`PredictionRow`], which checks
+    /// labels and probabilities), as columns. No row at all is an error.
+    pub fn from_rows(path: &Path, rows: Vec<PredictionRow>) -> Result<Predictions> {
+        if rows.is_empty() {
+            return Err(ReportError::malformed(path, "no prediction rows"));
+        }
         let mut out = Predictions {
             path: path.to_path_buf(),
             ..Predictions::default()
         };
-        for (line, f) in &t.rows {
-            let line = *line;
-            out.patch.push(t.uint(line, f, patch)?);
-            out.image_id.push(f[image].trim().to_string());
-            let mut truth = [0u8; NUM_CLASSES];
-            let mut probs = [0f32; NUM_CLASSES];
-            for c in 0..NUM_CLASSES {
-                let s = f[truth_cols[c]].trim();
-                truth[c] = match s {
-                    "0" => 0,
-                    "1" => 1,
-                    _ => return Err(t.bad(line, truth_cols[c], s, "a label 0 or 1")),
-                };
-                let v = t.float(line, f, prob_cols[c])?;
-                if !(0.0..=1.0).contains(&v) {
-                    let s = f[prob_cols[c]].trim();
-                    return Err(t.bad(line, prob_cols[c], s, "a probability in [0, 1]"));
-                }
-                probs[c] = v as f32;
-            }
-            out.truth.push(truth);
-            out.probs.push(probs);
-        }
-        if out.is_empty() {
-            return Err(ReportError::malformed(path, "no prediction rows"));
+        for r in rows {
+            out.patch.push(r.patch);
+            out.image_id.push(r.image_id);
+            out.truth.push(r.truth);
+            out.probs.push(r.probs);
         }
         Ok(out)
     }
 
+    /// Parses the text of a `predictions.csv` read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Predictions> {
+        Predictions::from_rows(path, parse_csv(path, text.as_bytes())?)
+    }
+
     /// Reads `predictions.csv`.
     pub fn read(path: &Path) -> Result<Predictions> {
-        Predictions::parse(path, &read_text(path)?)
+        Predictions::from_rows(path, fovea_run::read_csv(path)?)
     }
 
     /// Column `c` of the truth labels.
@@ -117,11 +101,11 @@ mod tests {
         let e = Predictions::parse(path, &format!("{HEAD}3,i,2,0,0,0,0,0,0,0\n")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "/e/predictions.csv: line 2: ma: \"2\" is not a label 0 or 1"
+            "/e/predictions.csv: line 2: ma: 2 is not a label 0 or 1"
         );
         let e = Predictions::parse(path, &format!("{HEAD}3,i,0,0,0,0,0,NaN,0,0\n")).unwrap_err();
         assert!(
-            e.to_string().contains("p_he: \"NaN\" is not a probability"),
+            e.to_string().contains("p_he: NaN is not a probability"),
             "{e}"
         );
         let e = Predictions::parse(path, HEAD).unwrap_err();

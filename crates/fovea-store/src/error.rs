@@ -34,6 +34,15 @@ pub enum StoreError {
     Interrupted,
 }
 
+impl From<fovea_data::FileError> for StoreError {
+    fn from(e: fovea_data::FileError) -> Self {
+        StoreError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl StoreError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StoreError::Io {

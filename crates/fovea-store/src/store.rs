@@ -123,22 +123,8 @@ pub fn csv_reader(
     Ok(builder.from_reader(fovea_data::io::open_regular(path)?))
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, synced, then renamed.
+/// Writes `bytes` to `path` atomically ([`fovea_data::write_atomic`]: a uniquely named
+/// temporary file beside it, synced, then renamed), with this crate's error type.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        StoreError::io(path, e)
-    })
+    Ok(fovea_data::write_atomic(path, bytes)?)
 }

@@ -1,7 +1,9 @@
 //! `fovea-torch`: the deep-learning commands of `fovea` (training, evaluation, lesion
 //! maps, model benchmarks). It links libtorch; the `fovea` launcher checks that libtorch
 //! can be loaded before handing these commands over, so users see a clear message rather
-//! than a loader error. Run through `fovea`, e.g. `fovea bench train`.
+//! than a loader error. Run through `fovea`, e.g. `fovea bench train`. Its flags, log
+//! subscriber (so training's warnings are shown), error line and exit codes are those of
+//! `fovea`, from `fovea_cli_common`.
 
 mod maps_cmd;
 mod train_cmd;
@@ -10,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use fovea_cli_common::{finish, init_logging, GlobalArgs};
 use fovea_nn::device::{set_threads, DeviceChoice};
 use fovea_nn::models::ModelKind;
 
@@ -21,9 +24,10 @@ use fovea_nn::models::ModelKind;
     about = "Fovea's deep-learning commands (libtorch)"
 )]
 struct Cli {
-    /// CPU threads for libtorch (default: libtorch's choice, all cores).
-    #[arg(long, global = true, value_name = "N")]
-    threads: Option<usize>,
+    /// `-v` and `--threads N` (CPU threads for libtorch; default: libtorch's choice, all
+    /// cores).
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -178,28 +182,19 @@ fn bench(b: Bench) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(n) = cli.threads {
+    init_logging("fovea-torch", &cli.global);
+    let threads = cli.global.threads;
+    if let Some(n) = threads {
         set_threads(n);
     }
     let result = match cli.command {
         Command::Bench(b) => bench(b),
-        Command::Train(a) => train_cmd::train(a, cli.threads),
+        Command::Train(a) => train_cmd::train(a, threads),
         Command::Eval(a) => train_cmd::eval(a),
-        Command::Ablate(a) => train_cmd::ablate(a, cli.threads),
+        Command::Ablate(a) => train_cmd::ablate(a, threads),
         Command::Predict(a) => maps_cmd::predict(a),
         Command::EvalMaps(a) => maps_cmd::eval_maps_cmd(a),
         Command::Export(a) => maps_cmd::export(a),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let msg = e
-                .chain()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(": ");
-            eprintln!("error: {}", msg.replace('\n', " "));
-            ExitCode::FAILURE
-        }
-    }
+    finish(result)
 }

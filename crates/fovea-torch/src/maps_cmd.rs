@@ -319,8 +319,8 @@ pub struct EvalMapsArgs {
     #[arg(long)]
     dataset: PathBuf,
     /// The split scored (its images are taken from the run's patch store when it exists).
-    #[arg(long, default_value = "test")]
-    split: String,
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Split::Test)]
+    split: Split,
     /// Output folder: pixel_metrics.json and maps/<image_id>/.
     #[arg(long)]
     out: PathBuf,
@@ -356,8 +356,7 @@ impl MapsObserver for EvalConsole {
 const CHALLENGE_BEST: [f64; 4] = [0.50, 0.68, 0.885, 0.70];
 
 pub fn eval_maps_cmd(a: EvalMapsArgs) -> Result<()> {
-    let split = Split::parse(&a.split)
-        .with_context(|| format!("--split '{}' is not train, val or test", a.split))?;
+    let split = a.split;
     let s = a.maps.settings()?;
     // Every photograph and mask is checked before the model is loaded (eval_maps opens
     // the dataset again: a cheap listing).

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use fovea_data::Split;
 use fovea_store::balance::{report_policy, weighted_policy, write_subset};
 use fovea_store::output::{prepare_output, OutputKind};
@@ -35,8 +35,8 @@ pub struct Args {
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     target_factor: f64,
     /// Split to balance (val and test are evaluated on all their non-black patches).
-    #[arg(long, default_value = "train")]
-    split: String,
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Split::Train)]
+    split: Split,
     /// Seed of the sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -50,8 +50,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let split = Split::parse(&a.split)
-        .with_context(|| format!("--split '{}' is not train, val or test", a.split))?;
+    let split = a.split;
     prepare_output(&a.out, OutputKind::Subset, a.force, &[&a.store])?;
     let store = Store::open(&a.store)?;
     let subset = match a.policy {

@@ -73,13 +73,13 @@ fn cpu_s() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-pub fn run(b: Bench, threads: Option<usize>) -> Result<()> {
+pub fn run(b: Bench, global: &fovea_cli_common::GlobalArgs) -> Result<()> {
     match b {
         Bench::Extract(a) => bench_extract(a),
-        Bench::Train(p) => p.hand_over(threads, &["bench", "train"]),
-        Bench::Infer(p) => p.hand_over(threads, &["bench", "infer"]),
-        Bench::Maps(p) => p.hand_over(threads, &["bench", "maps"]),
-        Bench::Encoders(p) => p.hand_over(threads, &["bench", "encoders"]),
+        Bench::Train(p) => p.hand_over(global, &["bench", "train"]),
+        Bench::Infer(p) => p.hand_over(global, &["bench", "infer"]),
+        Bench::Maps(p) => p.hand_over(global, &["bench", "maps"]),
+        Bench::Encoders(p) => p.hand_over(global, &["bench", "encoders"]),
         Bench::Pipeline(a) => super::bench_pipeline::run(a),
     }
 }

@@ -24,9 +24,9 @@ pub struct PipelineArgs {
     /// Samples to time (whole batches; epochs repeat as needed), at least 1 (0 is refused).
     #[arg(long, default_value_t = 2048)]
     samples: usize,
-    /// The split whose non-black patches are read: train, val or test.
-    #[arg(long, default_value = "train")]
-    split: String,
+    /// The split whose non-black patches are read.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Split::Train)]
+    split: Split,
     /// Normalisation only, no random flips, rotation or colour jitter.
     #[arg(long)]
     no_augment: bool,
@@ -36,8 +36,7 @@ pub struct PipelineArgs {
 }
 
 pub fn run(a: PipelineArgs) -> Result<()> {
-    let split = Split::parse(&a.split)
-        .with_context(|| format!("--split '{}' is not train, val or test", a.split))?;
+    let split = a.split;
     anyhow::ensure!(
         a.batch_size > 0 && a.workers > 0 && a.samples > 0,
         "--batch-size, --workers and --samples must be at least 1"

@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use fovea_data::{Dataset, Split};
+use fovea_cli_common::Interrupted;
 use fovea_store::output::{prepare_output, OutputKind};
-use fovea_store::{extract, ExtractSettings};
+use fovea_store::{extract, ExtractSettings, StoreError};
 
 use crate::progress::{interrupt_flag, Bar};
 
@@ -89,8 +90,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     split_file: Option<PathBuf>,
     /// Only images of these splits (comma-separated: train,val,test).
-    #[arg(long, value_delimiter = ',')]
-    select_split: Vec<String>,
+    #[arg(long, value_enum, ignore_case = true, value_delimiter = ',')]
+    select_split: Vec<Split>,
     /// Only these image ids (comma-separated).
     #[arg(long, value_delimiter = ',')]
     images: Vec<String>,
@@ -150,14 +151,7 @@ pub fn resolve(a: &Args) -> Result<ExtractSettings> {
         (s.split.train, s.split.val, s.split.test) = (v[0], v[1], v[2]);
     }
     if !a.select_split.is_empty() {
-        s.select.splits = a
-            .select_split
-            .iter()
-            .map(|x| {
-                Split::parse(x)
-                    .with_context(|| format!("--select-split '{x}' is not train, val or test"))
-            })
-            .collect::<Result<_>>()?;
+        s.select.splits = a.select_split.clone();
     }
     if !a.images.is_empty() {
         s.select.ids = a.images.clone();
@@ -188,9 +182,13 @@ pub fn run(a: Args) -> Result<()> {
     let bar = Bar::new("images");
     let t = std::time::Instant::now();
     let outcome = extract(&dataset, &settings, &a.out, a.force, &bar, &cancel)
+        .map_err(|e| match e {
+            StoreError::Interrupted => anyhow::Error::new(Interrupted::new()),
+            e => anyhow::Error::new(e),
+        })
         .with_context(|| format!("extracting {} into {}", dir.display(), a.out.display()))?;
     if cancel.load(Ordering::Relaxed) {
-        anyhow::bail!("interrupted");
+        return Err(Interrupted::new().into());
     }
     let st = &outcome.stats.all;
     println!(

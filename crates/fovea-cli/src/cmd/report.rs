@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use fovea_report::curves::PLOTS_DIR;
+use fovea_run::{EvalDir, RunDir};
 use fovea_report::{write_pr_roc, write_report, write_training_curves, ReportInputs};
 use fovea_store::output::{prepare_output, resolve, OutputKind};
 
@@ -46,7 +46,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let own = a.run.join("report.html");
+    let run = RunDir::new(&a.run);
+    let own = run.report_html();
     let out = a.out.clone().unwrap_or_else(|| own.clone());
     // The page may replace RUN/report.html, its own file, and nothing that it reads.
     let is_own = resolve(&out)? == resolve(&own)?;
@@ -62,8 +63,8 @@ pub fn run(a: Args) -> Result<()> {
     if a.plots {
         let mut written = write_training_curves(&a.run)?;
         if let Some(eval) = &a.eval {
-            let predictions = eval.join("predictions.csv");
-            written.extend(write_pr_roc(&predictions, &a.run.join(PLOTS_DIR))?);
+            let predictions = EvalDir::new(eval).predictions_csv();
+            written.extend(write_pr_roc(&predictions, &run.plots())?);
         }
         for p in written {
             println!("wrote {}", p.display());

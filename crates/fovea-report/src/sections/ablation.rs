@@ -2,8 +2,7 @@
 //! variant, shown as they are.
 
 use super::Context;
-use crate::csv::Table;
-use crate::error::Result;
+use crate::error::{ReportError, Result};
 use crate::fsio::read_text;
 use crate::page::{esc, table, Section};
 
@@ -21,13 +20,26 @@ pub fn section(ctx: &Context) -> Result<Section> {
             ),
         ));
     };
-    let t = Table::parse(path, &read_text(path)?)?;
-    let head: Vec<&str> = t.header.iter().map(String::as_str).collect();
-    let rows: Vec<Vec<String>> = t
-        .rows
+    let text = read_text(path)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let bad = |e: csv::Error| ReportError::malformed(path, e);
+    let head: Vec<String> = reader
+        .headers()
+        .map_err(bad)?
         .iter()
-        .map(|(_, f)| f.iter().map(|c| esc(c.trim())).collect())
+        .map(str::to_string)
         .collect();
+    if head.iter().all(String::is_empty) {
+        return Err(ReportError::malformed(path, "empty file: no header line"));
+    }
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.map(|r| r.iter().map(esc).collect()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(bad)?;
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
     let body = format!(
         "<p class=\"note\">{} row{} of <code>{}</code>.</p>{}",
         rows.len(),

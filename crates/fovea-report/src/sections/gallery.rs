@@ -31,7 +31,7 @@ pub fn section(ctx: &Context) -> Result<Section> {
             TITLE,
             format!(
                 "No tuned thresholds: neither {} nor the evaluation's metrics.json is there (`fovea train` writes thresholds.json).",
-                ctx.run.join("thresholds.json").display()
+                fovea_run::RunDir::new(&ctx.run).thresholds().display()
             ),
         ));
     };

@@ -30,7 +30,7 @@ pub fn section(ctx: &Context) -> Section {
     if let Some(e) = &ctx.eval {
         body += &format!(
             "<p class=\"note\">From <code>{}</code>. <em>0.5</em>: every lesion at threshold 0.5; <em>tuned</em>: the per-lesion thresholds tuned on the validation split. AP and AUROC do not depend on a threshold.</p>",
-            esc(&e.join("metrics.json").display().to_string())
+            esc(&fovea_run::EvalDir::new(e).metrics_json().display().to_string())
         );
     }
     body += "<table class=\"metrics\"><thead><tr class=\"group\"><th></th><th colspan=\"4\">threshold 0.5</th><th colspan=\"4\">tuned thresholds</th><th colspan=\"2\">ranking</th></tr><tr><th>lesion</th>";

@@ -28,7 +28,7 @@ pub fn section(ctx: &Context) -> Section {
         .collect();
     let mut body = format!(
         "<p class=\"note\">Every resolved setting of the run, from <code>{}</code>.</p>",
-        esc(&ctx.run.join("config.toml").display().to_string())
+        esc(&fovea_run::RunDir::new(&ctx.run).config().display().to_string())
     );
     body += &table("settings", &["setting", "value"], &rows);
     if let Some((t, from)) = &ctx.thresholds {

@@ -2,19 +2,20 @@
 //! `RUN/metrics.csv` and `RUN/val_ranking.csv`, with the best validation epoch.
 
 use fovea_metrics::MetricsCsvRow;
+use fovea_run::RunDir;
 
 use super::Context;
 use crate::chart::SIZE;
 use crate::curves::training_charts;
 use crate::error::Result;
 use crate::page::{esc, num, svg_figure, Section};
-use crate::training_log::{read_metrics_csv, read_val_ranking};
 
 const ID: &str = "training";
 const TITLE: &str = "Training curves";
 
 pub fn section(ctx: &Context) -> Result<Section> {
-    let metrics = ctx.run.join("metrics.csv");
+    let run = RunDir::new(&ctx.run);
+    let metrics = run.metrics_csv();
     if !metrics.is_file() {
         return Ok(Section::absent(
             ID,
@@ -26,10 +27,9 @@ pub fn section(ctx: &Context) -> Result<Section> {
             ),
         ));
     }
-    let rows = read_metrics_csv(&metrics)?;
-    let ranking_path = ctx.run.join("val_ranking.csv");
-    let ranking = if ranking_path.is_file() {
-        Some(read_val_ranking(&ranking_path)?)
+    let rows = run.read_metrics()?;
+    let ranking = if run.val_ranking_csv().is_file() {
+        Some(run.read_val_ranking()?)
     } else {
         None
     };

@@ -1,0 +1,116 @@
+//! The glue `fovea` shares with `fovea-torch` (crate `fovea-cli-common`), as a user sees
+//! it: a failure is one `error: ...` line and exit code 1; Ctrl-C stops a command cleanly
+//! with exit code 130; `-v` and `--threads` given to `fovea` reach `fovea-torch`.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn fovea() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fovea"));
+    c.env("NO_COLOR", "1").env_remove("RUST_LOG");
+    c
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn a_failure_is_one_error_line_and_exit_code_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nowhere");
+    let out = fovea().args(["stats", p(&missing)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: ") && err.contains("nowhere"), "{err}");
+}
+
+#[test]
+fn ctrl_c_stops_extract_with_exit_code_130() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, store) = (tmp.path().join("data"), tmp.path().join("store"));
+    let synth = fovea()
+        .args(["synth", "--out", p(&data), "--images", "40", "--seed", "1"])
+        .args(["--size", "1024x768"])
+        .output()
+        .unwrap();
+    assert!(synth.status.success(), "{synth:?}");
+    let mut child = fovea()
+        .args(["extract", "--dataset", p(&data), "--out", p(&store)])
+        .args(["--patch-size", "32", "--stride", "16"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first line (the dataset's size) is printed once the handler is about to be set
+    // and extraction starts; give it a moment to begin.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("40 photographs"), "{first}");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) with a pid of our own child and a valid signal number.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let t = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(60), "did not stop");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr: {err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("error: ") && last.ends_with("interrupted"),
+        "{err}"
+    );
+    assert!(!store.exists(), "an interrupted extraction leaves no store");
+}
+
+/// A stand-in for `fovea-torch`: it answers the dynamic-loader check as if libtorch were
+/// there, and otherwise writes the arguments it was run with into `ARGS`.
+fn fake_torch(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let bin = dir.join("fovea-torch");
+    let args = dir.join("ARGS");
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/sh\nif [ -n \"$LD_TRACE_LOADED_OBJECTS\" ]; then\n  echo '\tlibtorch_cpu.so => {}/lib/libtorch_cpu.so (0x1)'\n  exit 0\nfi\necho \"$@\" > '{}'\n",
+            dir.display(),
+            args.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (bin, args)
+}
+
+#[test]
+fn verbosity_and_threads_reach_fovea_torch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bin, args) = fake_torch(tmp.path());
+    let run = |a: &[&str]| {
+        let out = fovea()
+            .env("FOVEA_TORCH_BIN", &bin)
+            .args(a)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        std::fs::read_to_string(&args).unwrap().trim().to_string()
+    };
+    assert_eq!(
+        run(&["-v", "eval", "--run", "R"]),
+        "-v eval --run R"
+    );
+    assert_eq!(
+        run(&["-vv", "--threads", "2", "bench", "train", "--steps", "1"]),
+        "-vv --threads 2 bench train --steps 1"
+    );
+    assert_eq!(run(&["train", "--store", "S"]), "train --store S");
+    // Given after the command name, it arrives too.
+    let after = run(&["predict", "-v", "x.jpg"]);
+    let words: Vec<&str> = after.split(' ').collect();
+    assert!(words.contains(&"-v") && words.ends_with(&["x.jpg"]), "{after}");
+}
