@@ -442,7 +442,7 @@ fn grey(r: f32, g: f32, b: f32) -> f32 {
 
 /// Colour jitter (brightness, contrast, saturation, hue) then normalisation, in place on
 /// `[3, P, P]` values in [0, 1].
-fn colour_normalise(out: &mut [f32], p: usize, params: &AugmentParams) {
+pub(crate) fn colour_normalise(out: &mut [f32], p: usize, params: &AugmentParams) {
     let pp = p * p;
     let (r, gb) = out.split_at_mut(pp);
     let (g, b) = gb.split_at_mut(pp);

@@ -16,6 +16,14 @@ fn in_file(path: &Option<PathBuf>) -> String {
 pub enum LoaderError {
     #[error(transparent)]
     Store(#[from] fovea_store::StoreError),
+    #[error(transparent)]
+    Data(#[from] fovea_data::DataError),
+    /// A photograph cannot give tiles (too small for a tile, ...).
+    #[error("image '{image}': {reason}")]
+    Image { image: String, reason: String },
+    /// The image-level split does not match the dataset.
+    #[error("split: {reason}")]
+    SplitMap { reason: String },
     /// A setting is out of range or inconsistent.
     #[error("invalid setting {name}: {reason}")]
     Setting { name: String, reason: String },

@@ -12,6 +12,8 @@
 //! - [`loader`]: batches prepared ahead by worker threads, identical whatever the number
 //!   of threads, resumable at any batch;
 //! - [`bench`]: the pipeline's throughput alone;
+//! - [`tiles`]: tiles of photographs and their lesion masks for a segmentation model,
+//!   drawn with lesion-aware probability (not yet used by training: issue 16);
 //! - [`rng`]: how every random stream is seeded.
 
 pub mod augment;
@@ -20,6 +22,7 @@ pub mod error;
 pub mod loader;
 pub mod rng;
 pub mod sampler;
+pub mod tiles;
 
 pub use augment::{
     augment, to_tensor_layout, AugmentParams, AugmentSettings, IMAGENET_MEAN, IMAGENET_STD,

@@ -18,5 +18,6 @@ pub mod maps;
 pub mod models;
 pub mod optim;
 pub mod pretrained;
+pub mod seg_loss;
 pub mod settings;
 pub mod train;

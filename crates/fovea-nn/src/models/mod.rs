@@ -4,6 +4,7 @@
 pub mod cnn;
 pub mod resnet;
 pub mod swin;
+pub mod unet;
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
