@@ -341,10 +341,21 @@ fn a_missing_patch_is_an_error_not_a_panic() {
 fn dropping_an_epoch_early_stops_its_workers() {
     let store = common::small_store();
     let loader = train_loader(&store, 3, 2);
-    for _ in 0..20 {
+    for round in 0..20 {
         let mut it = loader.epoch(0, 0).unwrap();
         it.next().unwrap().unwrap();
-        drop(it);
+        // Dropping joins the workers: it must return, not hang, whatever they were doing.
+        // It runs on another thread so that a worker that never stops fails the test
+        // after a bounded wait instead of hanging it.
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(it);
+            let _ = done_tx.send(());
+        });
+        done.recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!("round {round}: the epoch's workers did not stop within 30 s")
+            });
     }
     assert_eq!(collect(&loader, 0, 0).len(), 12);
 }

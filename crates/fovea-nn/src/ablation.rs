@@ -19,9 +19,10 @@ use tch::Device;
 
 use crate::checkpoint::{latest_checkpoint, read_state, write_file_atomic};
 use crate::context::{EncoderKind, Fusion};
+use crate::error::{NnError, Result};
 use crate::eval::evaluate;
 use crate::settings::TrainSettings;
-use crate::train::{train, TrainObserver, TrainResult};
+use crate::train::{train, TrainObserver};
 
 /// Header of `ablation.csv`.
 pub const ABLATION_CSV_HEADER: &str = "variant,encoder,seed,epochs,macro_f1,f1_ma,f1_he,f1_ex,f1_se,ap_ma,ap_he,ap_ex,ap_se,macro_ap,image_ap_ma,image_ap_he,image_ap_ex,image_ap_se,train_seconds";
@@ -119,16 +120,18 @@ pub fn ablate(
     device: Device,
     observer: &dyn TrainObserver,
     cancel: &AtomicBool,
-) -> TrainResult<Vec<AblationRow>> {
+) -> Result<Vec<AblationRow>> {
     if a.variants.is_empty() || a.seeds.is_empty() {
-        return Err("ablate: give at least one variant and one seed".into());
+        return Err(NnError::Usage(
+            "ablate: give at least one variant and one seed".into(),
+        ));
     }
     let store = a
         .base
         .store
         .clone()
-        .ok_or("no patch store: give --store STORE")?;
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+        .ok_or_else(|| NnError::Usage("no patch store: give --store STORE".into()))?;
+    std::fs::create_dir_all(out).map_err(|e| NnError::io(out, e))?;
     let mut rows = Vec::new();
     let encoders = if a.encoders.is_empty() {
         vec![a.base.context.encoder]
@@ -155,10 +158,7 @@ pub fn ablate(
             if row.image_ap.is_none() {
                 // A row from before image-level scoring: add it.
                 row.image_ap = Some(image_ap(&run, &store, device)?);
-                write_file_atomic(
-                    &row_file,
-                    &serde_json::to_string_pretty(&row).map_err(|e| e.to_string())?,
-                )?;
+                write_file_atomic(&row_file, &to_json(&row)?)?;
             }
             observer.message(&format!(
                 "{variant} ({}) seed {seed}: done before, kept",
@@ -217,10 +217,7 @@ pub fn ablate(
             image_ap: Some(image_ap(&run, &store, device)?),
             train_seconds: seconds,
         };
-        write_file_atomic(
-            &row_file,
-            &serde_json::to_string_pretty(&row).map_err(|e| e.to_string())?,
-        )?;
+        write_file_atomic(&row_file, &to_json(&row)?)?;
         rows.push(row);
         write_tables(out, &rows)?;
     }
@@ -230,8 +227,8 @@ pub fn ablate(
 
 /// Image-level presence AP per lesion on the test photographs (`None` where every or no
 /// photograph has the lesion).
-fn image_ap(run: &Path, store: &Path, device: Device) -> TrainResult<[Option<f64>; 4]> {
-    let st = std::sync::Arc::new(fovea_store::Store::open(store).map_err(|e| e.to_string())?);
+fn image_ap(run: &Path, store: &Path, device: Device) -> Result<[Option<f64>; 4]> {
+    let st = std::sync::Arc::new(fovea_store::Store::open(store)?);
     let (_, truth, scores) = crate::eval::image_presence(run, &st, Split::Test, device, 256)?;
     let mut out = [None; 4];
     for (c, o) in out.iter_mut().enumerate() {
@@ -239,10 +236,15 @@ fn image_ap(run: &Path, store: &Path, device: Device) -> TrainResult<[Option<f64
         let s: Vec<f32> = scores.iter().map(|r| r[c]).collect();
         let pos = t.iter().filter(|&&v| v == 1).count();
         if pos > 0 && pos < t.len() {
-            *o = Some(fovea_metrics::average_precision(&t, &s).map_err(|e| e.to_string())?);
+            *o = Some(fovea_metrics::average_precision(&t, &s)?);
         }
     }
     Ok(out)
+}
+
+/// A row as `ablation_row.json` holds it.
+fn to_json(row: &AblationRow) -> Result<String> {
+    serde_json::to_string_pretty(row).map_err(|e| NnError::internal(format!("ablation row: {e}")))
 }
 
 fn read_row(path: &Path) -> Option<AblationRow> {
@@ -263,7 +265,7 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 /// `ablation.csv` (one row per variant and seed) and `ablation.md` (the same, then the
 /// mean ± standard deviation over seeds per variant).
-pub fn write_tables(out: &Path, rows: &[AblationRow]) -> TrainResult<()> {
+pub fn write_tables(out: &Path, rows: &[AblationRow]) -> Result<()> {
     let mut csv = String::from(ABLATION_CSV_HEADER);
     csv.push('\n');
     for r in rows {

@@ -102,6 +102,18 @@ pub fn forward<F: FnOnce() -> Tensor>(amp: Amp, f: F) -> Tensor {
     }
 }
 
+/// [`forward`] for a pass that can fail: its error is returned as it is (never turned
+/// into a value).
+pub fn try_forward<F>(amp: Amp, f: F) -> crate::error::Result<Tensor>
+where
+    F: FnOnce() -> crate::error::Result<Tensor>,
+{
+    match amp {
+        Amp::Off => f(),
+        Amp::Fp16 => tch::autocast(true, f).map(|t| t.to_kind(Kind::Float)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
+use crate::error::{NnError, Result};
 use crate::models::{ModelKind, Pool};
 
 /// `RUN/model/model.toml`: what `eval` and `predict` need to rebuild the model.
@@ -41,7 +42,10 @@ pub struct ModelInfo {
 pub struct TrainState {
     /// Completed epochs.
     pub epochs_done: usize,
-    pub best_macro_f1: f64,
+    /// The best validation metric so far (the task's: the patch classifier's macro F1 at
+    /// 0.5); the file's name for it predates other model families.
+    #[serde(rename = "best_macro_f1")]
+    pub best_metric: f64,
     pub best_epoch: usize,
     pub epochs_without_improvement: usize,
     pub optimizer_step: i64,
@@ -61,22 +65,15 @@ pub struct TrainState {
 pub const VAL_RANKING_HEADER: &str =
     "epoch,ap_ma,ap_he,ap_ex,ap_se,auroc_ma,auroc_he,auroc_ex,auroc_se,prevalence_ma,prevalence_he,prevalence_ex,prevalence_se";
 
-fn io(path: &Path, e: impl std::fmt::Display) -> String {
-    format!("{}: {e}", path.display())
-}
-
 /// Writes a folder atomically: `fill` writes into `DIR.partial`, which is then renamed.
-pub fn write_dir_atomic(
-    dir: &Path,
-    fill: impl FnOnce(&Path) -> Result<(), String>,
-) -> Result<(), String> {
+pub fn write_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.with_file_name(format!(".{name}.partial"));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    std::fs::create_dir_all(&tmp).map_err(|e| NnError::io(&tmp, e))?;
     if let Err(e) = fill(&tmp) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
@@ -84,21 +81,21 @@ pub fn write_dir_atomic(
     let old = dir.with_file_name(format!(".{name}.old"));
     let _ = std::fs::remove_dir_all(&old);
     if dir.exists() {
-        std::fs::rename(dir, &old).map_err(|e| io(dir, e))?;
+        std::fs::rename(dir, &old).map_err(|e| NnError::io(dir, e))?;
     }
-    std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
+    std::fs::rename(&tmp, dir).map_err(|e| NnError::io(dir, e))?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
 }
 
 /// Writes text to a file atomically (temporary file, synced, then rename): the store
 /// crate's [`fovea_store::store::write_atomic`].
-pub fn write_file_atomic(path: &Path, text: &str) -> Result<(), String> {
-    fovea_store::store::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())
+pub fn write_file_atomic(path: &Path, text: &str) -> Result<()> {
+    Ok(fovea_store::store::write_atomic(path, text.as_bytes())?)
 }
 
 /// Saves the variables of `vs` as safetensors.
-pub fn save_vars(vs: &nn::VarStore, path: &Path) -> Result<(), String> {
+pub fn save_vars(vs: &nn::VarStore, path: &Path) -> Result<()> {
     // Written from contiguous copies: channels-last weights (crate::layout) are not, and
     // safetensors holds plain row-major data.
     let mut named: Vec<(String, Tensor)> = vs
@@ -108,13 +105,16 @@ pub fn save_vars(vs: &nn::VarStore, path: &Path) -> Result<(), String> {
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let refs: Vec<(&str, &Tensor)> = named.iter().map(|(k, t)| (k.as_str(), t)).collect();
-    Tensor::write_safetensors(&refs, path).map_err(|e| io(path, e))
+    Tensor::write_safetensors(&refs, path).map_err(|source| NnError::TensorIo {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Loads every variable of `vs` from `path`, checking names and shapes; a missing or
 /// mis-shaped tensor is an error naming it and the file.
-pub fn load_vars(vs: &mut nn::VarStore, path: &Path) -> Result<(), String> {
-    let named: HashMap<String, Tensor> = read_tensors(path)?;
+pub fn load_vars(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
+    let named: HashMap<String, Tensor> = crate::tensors::read_tensors(path)?;
     let mut vars = vs.variables();
     let mut names: Vec<String> = vars.keys().cloned().collect();
     names.sort();
@@ -122,49 +122,20 @@ pub fn load_vars(vs: &mut nn::VarStore, path: &Path) -> Result<(), String> {
         let dst = vars.get_mut(&name).expect("listed above");
         let src = named
             .get(&name)
-            .ok_or_else(|| format!("{}: tensor '{name}' is missing", path.display()))?;
+            .ok_or_else(|| NnError::weights(path, format!("tensor '{name}' is missing")))?;
         if src.size() != dst.size() {
-            return Err(format!(
-                "{}: tensor '{name}' has shape {:?}, the model needs {:?}",
-                path.display(),
-                src.size(),
-                dst.size()
+            return Err(NnError::weights(
+                path,
+                format!(
+                    "tensor '{name}' has shape {:?}, the model needs {:?}",
+                    src.size(),
+                    dst.size()
+                ),
             ));
         }
         tch::no_grad(|| dst.copy_(&src.to_kind(dst.kind()).to_device(dst.device())));
     }
     Ok(())
-}
-
-/// Reads named tensors from `.safetensors`, or a torch pickle (`.pth`, `.pt`, `.bin`).
-pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>, String> {
-    if !path.is_file() {
-        return Err(format!("{}: no such file", path.display()));
-    }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let list = match ext {
-        "safetensors" => Tensor::read_safetensors(path),
-        "pth" | "pt" | "bin" => Tensor::loadz_multi(path),
-        _ => {
-            return Err(format!(
-                "{}: expected a .safetensors, .pth or .pt file",
-                path.display()
-            ))
-        }
-    };
-    // libtorch may throw on a malformed file: catch that too, as an error.
-    let list = list.map_err(|e| {
-        format!(
-            "{}: cannot read tensors: {}",
-            path.display(),
-            first_line(&e.to_string())
-        )
-    })?;
-    Ok(list.into_iter().collect())
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_string()
 }
 
 /// The folder of the checkpoint after epoch `epoch` (1-based).
@@ -214,15 +185,15 @@ pub fn prune_checkpoints(run: &Path, keep: usize) {
 }
 
 /// Reads `state.json`.
-pub fn read_state(dir: &Path) -> Result<TrainState, String> {
+pub fn read_state(dir: &Path) -> Result<TrainState> {
     let p = dir.join("state.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
-    serde_json::from_str(&text).map_err(|e| io(&p, e))
+    let text = std::fs::read_to_string(&p).map_err(|e| NnError::io(&p, e))?;
+    serde_json::from_str(&text).map_err(|e| NnError::malformed(&p, e))
 }
 
 /// Reads `model.toml` of a model folder.
-pub fn read_model_info(model_dir: &Path) -> Result<ModelInfo, String> {
+pub fn read_model_info(model_dir: &Path) -> Result<ModelInfo> {
     let p = model_dir.join("model.toml");
-    let text = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
-    toml::from_str(&text).map_err(|e| io(&p, e))
+    let text = std::fs::read_to_string(&p).map_err(|e| NnError::io(&p, e))?;
+    toml::from_str(&text).map_err(|e| NnError::malformed(&p, e))
 }

@@ -30,6 +30,7 @@ use image::RgbImage;
 use tch::{Device, Kind, Tensor};
 
 use crate::context::{FoveaModel, GlobalContext};
+use crate::error::{NnError, Result};
 
 /// How windows are laid out and computed.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,15 +74,14 @@ impl WindowProbs {
     }
 }
 
-/// Errors are one-line messages.
-pub type DenseResult<T> = Result<T, String>;
+/// Errors of the dense pass ([`NnError`]).
+pub type DenseResult<T> = Result<T>;
 
 impl WindowProbs {
     /// Nothing computed yet, on the photograph's window grid (`fovea_maps::WindowGrid`,
     /// which also checks the sizes).
     fn empty(rgb: &RgbImage, s: &DenseSettings) -> DenseResult<WindowProbs> {
-        let grid = WindowGrid::new(rgb.width(), rgb.height(), s.patch, s.stride)
-            .map_err(|e| e.to_string())?;
+        let grid = WindowGrid::new(rgb.width(), rgb.height(), s.patch, s.stride)?;
         Ok(WindowProbs {
             probs: vec![[0.0; 4]; grid.len()],
             computed: vec![false; grid.len()],
@@ -125,15 +125,14 @@ fn has_fov(fov: Option<&FovGrid>, x: u32, y: u32, w: u32, h: u32) -> bool {
 }
 
 fn probs_of(logits: &Tensor) -> DenseResult<Vec<f32>> {
-    Vec::<f32>::try_from(
+    Ok(Vec::<f32>::try_from(
         logits
             .sigmoid()
             .to_kind(Kind::Float)
             .to_device(Device::Cpu)
             .contiguous()
             .view([-1]),
-    )
-    .map_err(|e| e.to_string())
+    )?)
 }
 
 /// Logits of window features `[N, C]` centred at `centres` (pixels) of the photograph
@@ -145,11 +144,8 @@ fn fused_logits(
     centres: &[(f32, f32)],
     device: Device,
 ) -> DenseResult<Tensor> {
-    let g = global.ok_or_else(|| {
-        format!(
-            "fusion \"{}\" needs the photograph's global features",
-            model.fusion()
-        )
+    let g = global.ok_or_else(|| NnError::MissingContext {
+        fusion: model.fusion().to_string(),
     })?;
     let ctx = g.batch(model, &vec![0; centres.len()], centres, device, false)?;
     model.head(feats, Some(&ctx))
@@ -170,10 +166,10 @@ pub fn dense_window_probs(
     let (rows, cols) = (out.grid.rows, out.grid.cols);
     let fs = model.trunk.feature_stride();
     if s.patch % fs != 0 || s.stride % fs != 0 {
-        return Err(format!(
+        return Err(NnError::Usage(format!(
             "dense maps need the window size ({}) and stride ({}) to be multiples of the model's feature stride ({fs}); use the window-by-window mode otherwise",
             s.patch, s.stride
-        ));
+        )));
     }
     let k = (s.patch / fs) as i64;
     let step = (s.stride / fs) as usize; // feature cells between grid windows
@@ -221,7 +217,7 @@ pub fn dense_window_probs(
                 let logits = if model.needs_context() {
                     // Window features, then the fused head with each window's centre.
                     let wf = model.trunk.window_features(&fm, k);
-                    let (_, c, lh, lw) = wf.size4().map_err(|e| e.to_string())?;
+                    let (_, c, lh, lw) = wf.size4()?;
                     let feats = wf.permute([0, 2, 3, 1]).reshape([lh * lw, c]);
                     let half = s.patch as f32 / 2.0;
                     let mut centres = Vec::with_capacity((lh * lw) as usize);
@@ -243,7 +239,7 @@ pub fn dense_window_probs(
                     model.trunk.window_logits(&fm, k)
                 };
                 // logits[0, :, t, u] is the window with origin (cx0 + u*fs, cy0 + t*fs).
-                let (_, _, lh, lw) = logits.size4().map_err(|e| e.to_string())?;
+                let (_, _, lh, lw) = logits.size4()?;
                 let p = probs_of(&logits)?; // [4][lh][lw]
                 let plane = (lh * lw) as usize;
                 for qy in (q0r..q1r).filter(|q| q % step == 0) {
@@ -251,9 +247,9 @@ pub fn dense_window_probs(
                     for qx in (q0c..q1c).filter(|q| q % step == 0) {
                         let u = qx as i64 - cx0 / fs64;
                         if !(0..lh).contains(&t) || !(0..lw).contains(&u) {
-                            return Err(format!(
-                                "internal: window ({qy}, {qx}) outside the tile's output {lh}x{lw}"
-                            ));
+                            return Err(NnError::internal(format!(
+                                "window ({qy}, {qx}) outside the tile's output {lh}x{lw}"
+                            )));
                         }
                         let (wx, wy) = (qx as u32 * fs, qy as u32 * fs);
                         if !has_fov(fov, wx, wy, s.patch, s.patch) {
@@ -346,11 +342,11 @@ pub struct Agreement {
 
 pub fn agreement(a: &WindowProbs, b: &WindowProbs) -> DenseResult<Agreement> {
     if a.probs.len() != b.probs.len() {
-        return Err(format!(
+        return Err(NnError::Usage(format!(
             "grids differ: {} and {} windows",
             a.probs.len(),
             b.probs.len()
-        ));
+        )));
     }
     let both: Vec<usize> = (0..a.probs.len())
         .filter(|&i| a.computed[i] && b.computed[i])

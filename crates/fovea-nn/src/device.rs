@@ -25,15 +25,16 @@ impl DeviceChoice {
     }
 
     /// The tch device; `cuda` without a GPU is an error.
-    pub fn resolve(self) -> Result<Device, String> {
+    pub fn resolve(self) -> crate::error::Result<Device> {
+        use crate::error::NnError;
         match self {
             DeviceChoice::Cpu => Ok(Device::Cpu),
             DeviceChoice::Cuda => {
-                load_cuda_backend().map_err(|e| format!("--device cuda: {e}"))?;
+                load_cuda_backend().map_err(|e| NnError::Device(format!("--device cuda: {e}")))?;
                 if tch::Cuda::is_available() {
                     Ok(Device::Cuda(0))
                 } else {
-                    Err("--device cuda: no CUDA GPU is visible to libtorch (is the NVIDIA driver loaded?)".into())
+                    Err(NnError::Device("--device cuda: no CUDA GPU is visible to libtorch (is the NVIDIA driver loaded?)".into()))
                 }
             }
             DeviceChoice::Auto => {
@@ -55,7 +56,8 @@ impl DeviceChoice {
 /// runs from loading the CUDA libraries at all. `dlopen` searches the binary's RUNPATH
 /// (libtorch's folder) and `LD_LIBRARY_PATH`. A CPU-only libtorch has no such library:
 /// an error then.
-pub fn load_cuda_backend() -> Result<(), String> {
+pub fn load_cuda_backend() -> crate::error::Result<()> {
+    // The outcome is kept as text: the error of the first attempt is returned again.
     static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     LOADED
         .get_or_init(|| {
@@ -85,6 +87,7 @@ pub fn load_cuda_backend() -> Result<(), String> {
             }
         })
         .clone()
+        .map_err(crate::error::NnError::Device)
 }
 
 /// Sets libtorch's intra-op threads (0 = leave libtorch's default).

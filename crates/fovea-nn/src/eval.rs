@@ -13,7 +13,8 @@ use fovea_store::Store;
 use tch::{Device, Tensor};
 
 use crate::checkpoint::write_file_atomic;
-use crate::train::{load_run_model, patches_tensor, predict_split, run_store_context, TrainResult};
+use crate::error::{NnError, Result};
+use crate::inference::{load_run_model, patches_tensor, predict_split, run_store_context};
 
 /// Evaluates the best model of `run` on `split` of `store_dir`, writing into `out`.
 pub fn evaluate(
@@ -23,32 +24,34 @@ pub fn evaluate(
     out: &Path,
     device: Device,
     batch_size: usize,
-) -> TrainResult<MetricsReport> {
+) -> Result<MetricsReport> {
     let (vs, mut model, info, _) = load_run_model(run, device)?;
-    let store = Arc::new(Store::open(store_dir).map_err(|e| e.to_string())?);
+    let store = Arc::new(Store::open(store_dir)?);
     if store.settings.enhance != info.enhance {
-        return Err(format!(
-            "{}: patches were cut with enhance = \"{}\" but the model of {} was trained on \"{}\" (re-extract the store with `--enhance {}`)",
-            store_dir.display(),
-            store.settings.enhance.name(),
-            run.display(),
-            info.enhance.name(),
-            info.enhance.name()
+        return Err(NnError::input(
+            store_dir,
+            format!(
+                "patches were cut with enhance = \"{}\" but the model of {} was trained on \"{}\" (re-extract the store with `--enhance {}`)",
+                store.settings.enhance.name(),
+                run.display(),
+                info.enhance.name(),
+                info.enhance.name()
+            ),
         ));
     }
     let gctx = run_store_context(run, &model, &vs, &store, device)?;
     model.use_channels_last(&vs);
     if store.settings.patch_size as usize != info.patch_size {
         let (sp, mp) = (store.settings.patch_size, info.patch_size);
-        return Err(format!(
-            "{}: patches are {sp}x{sp} but the model of {} was trained on {mp}x{mp}",
-            store_dir.display(),
-            run.display()
+        return Err(NnError::input(
+            store_dir,
+            format!(
+                "patches are {sp}x{sp} but the model of {} was trained on {mp}x{mp}",
+                run.display()
+            ),
         ));
     }
-    let thresholds = ThresholdsFile::read(&run.join("thresholds.json"))
-        .map_err(|e| e.to_string())?
-        .to_array();
+    let thresholds = ThresholdsFile::read(&run.join("thresholds.json"))?.to_array();
     let (ids, truth, probs, _) = predict_split(
         &model,
         gctx.as_ref(),
@@ -61,13 +64,13 @@ pub fn evaluate(
         None,
     )?;
     if ids.is_empty() {
-        return Err(format!(
-            "{}: split '{split}' has no non-black patch",
-            store_dir.display()
+        return Err(NnError::input(
+            store_dir,
+            format!("split '{split}' has no non-black patch"),
         ));
     }
-    let report = build_metrics_report(&truth, &probs, thresholds).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let report = build_metrics_report(&truth, &probs, thresholds)?;
+    std::fs::create_dir_all(out).map_err(|e| NnError::io(out, e))?;
     let mut csv = String::from("patch,image_id,ma,he,ex,se,p_ma,p_he,p_ex,p_se\n");
     for ((id, t), p) in ids.iter().zip(&truth).zip(&probs) {
         let row = &store.rows[*id as usize];
@@ -95,7 +98,7 @@ pub fn image_presence(
     split: Split,
     device: Device,
     batch_size: usize,
-) -> TrainResult<ImagePresence> {
+) -> Result<ImagePresence> {
     let (vs, model, _, _) = load_run_model(run, device)?;
     let gctx = run_store_context(run, &model, &vs, store, device)?;
     let mut by: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
@@ -103,7 +106,7 @@ pub fn image_presence(
         by.entry(r.image_id.as_str()).or_default().push(r.patch);
     }
     let (mut ids, mut truth, mut scores) = (Vec::new(), Vec::new(), Vec::new());
-    tch::no_grad(|| -> TrainResult<()> {
+    tch::no_grad(|| -> Result<()> {
         for (image, patches) in &by {
             let mut t = [0u8; 4];
             let mut feats = Vec::new();
@@ -125,8 +128,7 @@ pub fn image_presence(
                     };
                     let pr = model.head(&f, ctx.as_ref())?.sigmoid().amax([0], false);
                     let pr: Vec<f32> =
-                        Vec::try_from(pr.to_kind(tch::Kind::Float).to_device(Device::Cpu))
-                            .map_err(|e: tch::TchError| e.to_string())?;
+                        Vec::try_from(pr.to_kind(tch::Kind::Float).to_device(Device::Cpu))?;
                     for c in 0..4 {
                         best[c] = best[c].max(pr[c]);
                     }
@@ -136,14 +138,13 @@ pub fn image_presence(
                 let all = Tensor::cat(&feats, 0);
                 let (logits, _) = model
                     .bag_logits(&all)
-                    .ok_or("internal: no attention pooling")?;
+                    .ok_or_else(|| NnError::internal("no attention pooling"))?;
                 let pr: Vec<f32> = Vec::try_from(
                     logits
                         .sigmoid()
                         .to_kind(tch::Kind::Float)
                         .to_device(Device::Cpu),
-                )
-                .map_err(|e: tch::TchError| e.to_string())?;
+                )?;
                 best = std::array::from_fn(|c| pr[c]);
             }
             ids.push(image.to_string());

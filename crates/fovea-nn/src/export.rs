@@ -13,16 +13,19 @@ use std::path::Path;
 use tch::nn::ModuleT;
 use tch::{CModule, Device, Kind, Tensor};
 
+use crate::error::{NnError, Result};
 use crate::maps::RunModel;
 
 /// The traced forward pass of `rm` (on the CPU), normalisation included.
-pub fn trace(rm: &RunModel) -> Result<CModule, String> {
+pub fn trace(rm: &RunModel) -> Result<CModule> {
     if rm.model.needs_context() {
-        return Err(format!(
-            "{}: fusion \"{}\" reads the whole photograph as well as the patch; export covers the patch-only and attention-pool models, whose patch head needs only the patch",
-            rm.run.display(),
-            rm.model.fusion()
-        ));
+        return Err(NnError::Unsupported {
+            path: rm.run.clone(),
+            reason: format!(
+                "fusion \"{}\" reads the whole photograph as well as the patch; export covers the patch-only and attention-pool models, whose patch head needs only the patch",
+                rm.model.fusion()
+            ),
+        });
     }
     let p = rm.info.patch_size as i64;
     let mean = Tensor::from_slice(&rm.info.mean).view([1, 3, 1, 1]);
@@ -40,13 +43,18 @@ pub fn trace(rm: &RunModel) -> Result<CModule, String> {
     tch::no_grad(|| {
         CModule::create_by_tracing("FoveaClassifier", "forward", &[example], &mut forward)
     })
-    .map_err(|e| format!("tracing the model of {}: {e}", rm.run.display()))
+    .map_err(|e| NnError::Unsupported {
+        path: rm.run.clone(),
+        reason: format!("tracing the model: {e}"),
+    })
 }
 
 /// Writes the TorchScript module to `out` atomically; returns its size in bytes.
-pub fn export_torchscript(rm: &RunModel, out: &Path) -> Result<u64, String> {
+pub fn export_torchscript(rm: &RunModel, out: &Path) -> Result<u64> {
     if rm.device != Device::Cpu {
-        return Err("export traces on the CPU: load the run with --device cpu".into());
+        return Err(NnError::Usage(
+            "export traces on the CPU: load the run with --device cpu".into(),
+        ));
     }
     let module = trace(rm)?;
     let name = out
@@ -57,13 +65,14 @@ pub fn export_torchscript(rm: &RunModel, out: &Path) -> Result<u64, String> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| NnError::io(dir, e))?;
     let tmp = dir.join(format!(".{name}.partial"));
-    module
-        .save(&tmp)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))?;
+    module.save(&tmp).map_err(|source| NnError::TensorIo {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, out).map_err(|e| NnError::io(out, e))?;
     std::fs::metadata(out)
         .map(|m| m.len())
-        .map_err(|e| format!("{}: {e}", out.display()))
+        .map_err(|e| NnError::io(out, e))
 }

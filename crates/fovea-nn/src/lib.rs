@@ -1,6 +1,17 @@
-//! Fovea's deep-learning layer on libtorch (tch-rs): the patch classifiers (ResNet-18 in
-//! torchvision's layout, a shallow CNN), losses (BCE, focal with per-class weights), Adam
-//! with savable state, and throughput benchmarks.
+//! Fovea's deep-learning layer on libtorch (tch-rs).
+//!
+//! - Models: the patch classifiers ([`models`]: ResNet-18 in torchvision's layout, a
+//!   shallow CNN, Swin-T as a whole-image encoder) and their whole-image context parts
+//!   ([`context`]), ImageNet weights ([`pretrained`], [`tensors`]), channels-last layout
+//!   ([`layout`]).
+//! - Training: the engine every model family shares ([`engine`]), the patch classifier as
+//!   its first family ([`train`]), losses ([`loss`]), Adam with savable state ([`optim`]),
+//!   mixed precision ([`amp`]), settings ([`settings`]), run folders and checkpoints
+//!   ([`checkpoint`]).
+//! - Using a trained run: loading it and predicting store splits ([`inference`]),
+//!   `fovea eval` ([`eval`]), lesion maps of photographs ([`dense`], [`maps`]),
+//!   TorchScript export ([`export`]), the whole-image-context ablation ([`ablation`]).
+//! - Throughput benchmarks ([`bench`]), devices ([`device`]), errors ([`error`]).
 
 pub mod ablation;
 pub mod amp;
@@ -9,9 +20,13 @@ pub mod checkpoint;
 pub mod context;
 pub mod dense;
 pub mod device;
+pub mod engine;
+pub mod error;
 pub mod eval;
 pub mod export;
 pub mod finite;
+pub mod imagenet;
+pub mod inference;
 pub mod layout;
 pub mod loss;
 pub mod maps;
@@ -20,4 +35,7 @@ pub mod optim;
 pub mod pretrained;
 pub mod seg_loss;
 pub mod settings;
+pub mod tensors;
 pub mod train;
+
+pub use error::{NnError, Result};

@@ -21,8 +21,9 @@ use tch::{nn, Device};
 use crate::checkpoint::ModelInfo;
 use crate::context::{FoveaModel, GlobalContext};
 use crate::dense::{dense_window_probs, windowed_probs, DenseSettings, WindowProbs};
+use crate::error::{NnError, Result};
+use crate::inference::load_run_model;
 use crate::settings::TrainSettings;
-use crate::train::load_run_model;
 
 /// How windows are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,12 +80,10 @@ pub struct RunModel {
 }
 
 impl RunModel {
-    pub fn load(run: &Path, device: Device) -> Result<RunModel, String> {
+    pub fn load(run: &Path, device: Device) -> Result<RunModel> {
         let (vs, mut model, info, _) = load_run_model(run, device)?;
         model.use_channels_last(&vs);
-        let thresholds = ThresholdsFile::read(&run.join("thresholds.json"))
-            .map_err(|e| e.to_string())?
-            .to_array();
+        let thresholds = ThresholdsFile::read(&run.join("thresholds.json"))?.to_array();
         Ok(RunModel {
             run: run.to_path_buf(),
             vs,
@@ -119,7 +118,7 @@ impl RunModel {
         s: &MapSettings,
         mode: MapMode,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<WindowProbs, String> {
+    ) -> Result<WindowProbs> {
         let d = self.dense_settings(s);
         // Fused variants see the whole photograph through the global encoder.
         let g = if self.model.needs_context() {
@@ -167,14 +166,14 @@ pub fn map_photograph(
     image: &Path,
     s: &MapSettings,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<ImageMaps, String> {
+) -> Result<ImageMaps> {
     let t0 = Instant::now();
     let fov = fov_grid(rgb, &s.fov);
     let windows = rm.windows(rgb, Some(&fov), s, s.mode, progress)?;
     let grid = &windows.grid;
-    let mut heatmap = blend(grid, &windows.probs, s.cell, s.weight).map_err(|e| e.to_string())?;
-    heatmap.zero_outside(&fov).map_err(|e| e.to_string())?;
-    let probs = image_probability(grid, &windows.probs, Some(&fov)).map_err(|e| e.to_string())?;
+    let mut heatmap = blend(grid, &windows.probs, s.cell, s.weight)?;
+    heatmap.zero_outside(&fov)?;
+    let probs = image_probability(grid, &windows.probs, Some(&fov))?;
     let summary = MapSummary {
         image_id: image_id.to_string(),
         image: image.display().to_string(),
@@ -206,16 +205,12 @@ pub fn write_maps(
     rgb: &RgbImage,
     thresholds: [f64; 4],
     overlay_width: u32,
-) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    maps.heatmap
-        .write_npy(dir.join("heatmap.npy"))
-        .map_err(|e| e.to_string())?;
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| NnError::io(dir, e))?;
+    maps.heatmap.write_npy(dir.join("heatmap.npy"))?;
     let ov = overlay(rgb, &maps.heatmap, thresholds, overlay_width);
-    write_png_atomic(&ov, dir.join("overlay.png")).map_err(|e| e.to_string())?;
-    maps.summary
-        .write_atomic(dir.join("summary.json"))
-        .map_err(|e| e.to_string())
+    write_png_atomic(&ov, dir.join("overlay.png"))?;
+    Ok(maps.summary.write_atomic(dir.join("summary.json"))?)
 }
 
 /// Image id of a photograph's path: its file name without extension.
@@ -234,7 +229,7 @@ pub trait MapsObserver {
 
 /// The image ids of `split`: from the run's patch store (the split the model was trained
 /// and validated with) when it can be opened, else from the dataset's own split.
-fn split_images(run: &Path, dataset: &Dataset, split: Split) -> Result<BTreeSet<String>, String> {
+fn split_images(run: &Path, dataset: &Dataset, split: Split) -> Result<BTreeSet<String>> {
     let cfg = run.join("config.toml");
     if let Ok(settings) = TrainSettings::from_toml_file(&cfg) {
         if let Some(store_dir) = settings.store {
@@ -255,9 +250,9 @@ fn split_images(run: &Path, dataset: &Dataset, split: Split) -> Result<BTreeSet<
         .map(|r| r.id.clone())
         .collect();
     if ids.is_empty() {
-        return Err(format!(
-            "{}: no image of split '{split}' (the run's patch store could not be opened and the dataset names no split)",
-            dataset.root.display()
+        return Err(NnError::input(
+            &dataset.root,
+            format!("no image of split '{split}' (the run's patch store could not be opened and the dataset names no split)"),
         ));
     }
     Ok(ids)
@@ -275,8 +270,8 @@ pub fn eval_maps(
     maps: Option<&Path>,
     s: &MapSettings,
     observer: &dyn MapsObserver,
-) -> Result<PixelMetrics, String> {
-    let dataset = Dataset::open(dataset_dir).map_err(|e| e.to_string())?;
+) -> Result<PixelMetrics> {
+    let dataset = Dataset::open(dataset_dir)?;
     let wanted = split_images(&rm.run, &dataset, split)?;
     let records: Vec<_> = dataset
         .records
@@ -284,27 +279,28 @@ pub fn eval_maps(
         .filter(|r| wanted.contains(&r.id))
         .collect();
     if records.is_empty() {
-        return Err(format!(
-            "{}: none of the {} images of split '{split}' is in this dataset",
-            dataset_dir.display(),
-            wanted.len()
+        return Err(NnError::input(
+            dataset_dir,
+            format!(
+                "none of the {} images of split '{split}' is in this dataset",
+                wanted.len()
+            ),
         ));
     }
-    let mut scorer = PixelScorer::new(DEFAULT_BINS).map_err(|e| e.to_string())?;
+    let mut scorer = PixelScorer::new(DEFAULT_BINS)?;
     let maps_out = out.join("maps");
     for (k, rec) in records.iter().enumerate() {
         observer.image_start(k, records.len(), &rec.id);
         let t0 = Instant::now();
-        let sample = fovea_data::io::load_sample(rec).map_err(|e| e.to_string())?;
+        let sample = fovea_data::io::load_sample(rec)?;
         let given = maps
             .map(|m| m.join(&rec.id))
             .filter(|d| d.join("summary.json").exists());
         let (heatmap, probs) = match given {
             Some(dir) => {
-                let sum = MapSummary::read(dir.join("summary.json")).map_err(|e| e.to_string())?;
+                let sum = MapSummary::read(dir.join("summary.json"))?;
                 let hm =
-                    Heatmap::read_npy(dir.join("heatmap.npy"), sum.width, sum.height, sum.stride)
-                        .map_err(|e| e.to_string())?;
+                    Heatmap::read_npy(dir.join("heatmap.npy"), sum.width, sum.height, sum.stride)?;
                 let p: [f32; 4] = std::array::from_fn(|c| {
                     sum.image_probability
                         .get(fovea_data::LESIONS[c].code())
@@ -334,15 +330,11 @@ pub fn eval_maps(
                 (m.heatmap, p)
             }
         };
-        scorer
-            .add_image(&rec.id, &heatmap, &sample.masks, probs)
-            .map_err(|e| e.to_string())?;
+        scorer.add_image(&rec.id, &heatmap, &sample.masks, probs)?;
         observer.image_done(&rec.id, t0.elapsed().as_secs_f64());
     }
     let metrics = scorer.finish(rm.thresholds);
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    metrics
-        .write_atomic(out.join("pixel_metrics.json"))
-        .map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out).map_err(|e| NnError::io(out, e))?;
+    metrics.write_atomic(out.join("pixel_metrics.json"))?;
     Ok(metrics)
 }

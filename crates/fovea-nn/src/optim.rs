@@ -117,18 +117,23 @@ impl Adam {
         &mut self,
         named: &std::collections::HashMap<String, Tensor>,
         step: i64,
-    ) -> Result<(), String> {
+        path: &std::path::Path,
+    ) -> crate::error::Result<()> {
+        use crate::error::NnError;
         for (i, (name, p)) in self.params.iter().enumerate() {
             for (prefix, dst) in [("m", &mut self.m[i]), ("v", &mut self.v[i])] {
                 let key = format!("{prefix}.{name}");
-                let src = named
-                    .get(&key)
-                    .ok_or_else(|| format!("optimizer state lacks '{key}'"))?;
+                let src = named.get(&key).ok_or_else(|| {
+                    NnError::weights(path, format!("optimizer state lacks '{key}'"))
+                })?;
                 if src.size() != p.size() {
-                    return Err(format!(
-                        "optimizer state '{key}' has shape {:?}, expected {:?}",
-                        src.size(),
-                        p.size()
+                    return Err(NnError::weights(
+                        path,
+                        format!(
+                            "optimizer state '{key}' has shape {:?}, expected {:?}",
+                            src.size(),
+                            p.size()
+                        ),
                     ));
                 }
                 tch::no_grad(|| dst.copy_(src));

@@ -8,20 +8,17 @@ use std::path::Path;
 
 use tch::{nn, Tensor};
 
-use crate::checkpoint::read_tensors;
+use crate::error::{NnError, Result};
+use crate::tensors::read_tensors;
 
 /// Loads the trunk of `vs` from `path`; returns the number of tensors loaded.
-pub fn load_pretrained(vs: &mut nn::VarStore, path: &Path) -> Result<usize, String> {
+pub fn load_pretrained(vs: &mut nn::VarStore, path: &Path) -> Result<usize> {
     load_pretrained_under(vs, "", path)
 }
 
 /// Loads the ResNet-18 trunk whose variables are named `prefix` + torchvision's names
 /// (`""` for the patch classifier, `"global."` for the whole-image encoder).
-pub fn load_pretrained_under(
-    vs: &mut nn::VarStore,
-    prefix: &str,
-    path: &Path,
-) -> Result<usize, String> {
+pub fn load_pretrained_under(vs: &mut nn::VarStore, prefix: &str, path: &Path) -> Result<usize> {
     let named = read_state_dict(path)?;
     load_named(vs, prefix, path, &named, "ResNet-18", |r| {
         r.starts_with("conv1.") || r.starts_with("bn1.") || r.starts_with("layer")
@@ -30,7 +27,7 @@ pub fn load_pretrained_under(
 
 /// A weight file's tensors by name, without the "module." prefix of weights saved from
 /// `nn.DataParallel`.
-pub fn read_state_dict(path: &Path) -> Result<HashMap<String, Tensor>, String> {
+pub fn read_state_dict(path: &Path) -> Result<HashMap<String, Tensor>> {
     let named = read_tensors(path)?;
     if !named.is_empty() && named.keys().all(|k| k.starts_with("module.")) {
         return Ok(named
@@ -52,7 +49,7 @@ pub fn load_named(
     named: &HashMap<String, Tensor>,
     model: &str,
     wanted: impl Fn(&str) -> bool,
-) -> Result<usize, String> {
+) -> Result<usize> {
     let mut vars = vs.variables();
     let mut names: Vec<String> = vars
         .keys()
@@ -61,9 +58,9 @@ pub fn load_named(
         .collect();
     names.sort();
     if names.is_empty() {
-        return Err(format!(
-            "{}: this model has no {model} under '{prefix}' to load it into",
-            path.display()
+        return Err(NnError::weights(
+            path,
+            format!("this model has no {model} under '{prefix}' to load it into"),
         ));
     }
     let file_name = |n: &str| n[prefix.len()..].to_string();
@@ -73,11 +70,13 @@ pub fn load_named(
         .filter(|n| !named.contains_key(n))
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "{}: not torchvision {model} weights: {} tensor(s) missing, e.g. {}",
-            path.display(),
-            missing.len(),
-            missing[..missing.len().min(5)].join(", ")
+        return Err(NnError::weights(
+            path,
+            format!(
+                "not torchvision {model} weights: {} tensor(s) missing, e.g. {}",
+                missing.len(),
+                missing[..missing.len().min(5)].join(", ")
+            ),
         ));
     }
     for name in &names {
@@ -86,12 +85,14 @@ pub fn load_named(
             vars.get_mut(name).expect("listed"),
         );
         if src.size() != dst.size() {
-            return Err(format!(
-                "{}: tensor '{}' has shape {:?}, {model} needs {:?}",
-                path.display(),
-                file_name(name),
-                src.size(),
-                dst.size()
+            return Err(NnError::weights(
+                path,
+                format!(
+                    "tensor '{}' has shape {:?}, {model} needs {:?}",
+                    file_name(name),
+                    src.size(),
+                    dst.size()
+                ),
             ));
         }
         tch::no_grad(|| dst.copy_(&src.to_kind(dst.kind()).to_device(dst.device())));

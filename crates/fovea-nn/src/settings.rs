@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::amp::Amp;
 use crate::context::ContextSettings;
 use crate::device::DeviceChoice;
+use crate::error::{NnError, Result};
 use crate::loss::LossSettings;
 use crate::models::{ModelKind, Pool};
 
@@ -35,7 +36,7 @@ pub struct TrainSettings {
     /// libtorch CPU threads (0 = all cores).
     pub threads: usize,
     /// Lay the model's weights and input out channels-last (NHWC): same values, faster
-    /// convolutions on the CPU (ResNet-18 training about 14 % faster here).
+    /// convolutions on the CPU (ResNet-18 training 3-9 % faster here, bench/README.md).
     pub channels_last: bool,
     pub optim: OptimSettings,
     pub loss: LossSettings,
@@ -172,9 +173,9 @@ impl Default for DataSettings {
 }
 
 impl TrainSettings {
-    pub fn from_toml_file(path: &Path) -> Result<TrainSettings, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn from_toml_file(path: &Path) -> Result<TrainSettings> {
+        let text = std::fs::read_to_string(path).map_err(|e| NnError::io(path, e))?;
+        toml::from_str(&text).map_err(|e| NnError::malformed(path, e))
     }
 
     pub fn to_toml(&self) -> String {
@@ -182,8 +183,8 @@ impl TrainSettings {
     }
 
     /// Checks every setting; the message names the setting.
-    pub fn validate(&self) -> Result<(), String> {
-        let bad = |name: &str, why: String| Err(format!("invalid setting {name}: {why}"));
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &str, why: String| Err(NnError::setting(name, why));
         if self.epochs == 0 {
             return bad("epochs", "must be at least 1".into());
         }
@@ -238,7 +239,7 @@ impl TrainSettings {
             );
         }
         self.context.validate()?;
-        self.augment.validate().map_err(|e| e.to_string())
+        Ok(self.augment.validate()?)
     }
 }
 
@@ -293,13 +294,20 @@ mod tests {
             epochs: 0,
             ..Default::default()
         };
-        assert!(s.validate().unwrap_err().contains("epochs"));
+        let names = |s: &TrainSettings, want: &str| matches!(s.validate(), Err(NnError::Setting { name, .. }) if name == want);
+        assert!(names(&s, "epochs"));
         s.epochs = 1;
         s.optim.lr = -1.0;
-        assert!(s.validate().unwrap_err().contains("optim.lr"));
+        assert!(names(&s, "optim.lr"));
         s.optim.lr = 1e-3;
         s.model = ModelKind::Cnn;
         s.pretrained = Some("w.pth".into());
-        assert!(s.validate().unwrap_err().contains("pretrained"));
+        assert!(names(&s, "pretrained"));
+        s.pretrained = None;
+        s.augment.rotation_deg = 400.0;
+        assert!(matches!(
+            s.validate(),
+            Err(NnError::Loader(fovea_loader::LoaderError::Setting { .. }))
+        ));
     }
 }

@@ -5,54 +5,24 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use fovea_data::synth::{generate, SynthSettings};
 use fovea_data::{read_rgb, Dataset, Split};
-use fovea_nn::checkpoint::{checkpoint_dir, read_tensors, ModelInfo};
+use fovea_nn::checkpoint::{checkpoint_dir, ModelInfo};
 use fovea_nn::context::{ContextSpec, FoveaModel, Fusion, GlobalContext};
 use fovea_nn::dense::{dense_window_probs, windowed_probs, DenseSettings};
 use fovea_nn::device::DeviceChoice;
+use fovea_nn::imagenet::{IMAGENET_MEAN, IMAGENET_STD};
 use fovea_nn::maps::RunModel;
 use fovea_nn::models::{ModelKind, Pool};
 use fovea_nn::settings::{Balance, TrainSettings};
-use fovea_nn::train::{train, Quiet, TrainObserver, IMAGENET_MEAN, IMAGENET_STD};
-use fovea_store::extract::NoProgress;
-use fovea_store::{extract, ExtractSettings};
+use fovea_nn::tensors::read_tensors;
+use fovea_nn::train::{train, Quiet, TrainObserver};
+use fovea_nn::NnError;
+use fovea_testkit::runs::same_weights;
+use fovea_testkit::{serial, Synth};
 use tch::{nn, Device, Kind, Tensor};
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn store(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
-    generate(
-        &data,
-        &SynthSettings {
-            images: 4,
-            seed: 5,
-            width: 256,
-            height: 192,
-        },
-    )
-    .unwrap();
-    let out = dir.join("store");
-    let s = ExtractSettings {
-        patch_size: 32,
-        stride: 32,
-        ..Default::default()
-    };
-    extract(
-        &Dataset::open(&data).unwrap(),
-        &s,
-        &out,
-        false,
-        &NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
-    out
+    Synth::new(4, 5).store(dir)
 }
 
 fn settings(store: &Path, fusion: Fusion, epochs: usize, cache: &Path) -> TrainSettings {
@@ -86,18 +56,10 @@ impl TrainObserver for Messages {
     }
 }
 
-fn same_weights(a: &Path, b: &Path) -> bool {
-    let (ta, tb) = (read_tensors(a).unwrap(), read_tensors(b).unwrap());
-    ta.len() == tb.len()
-        && ta
-            .iter()
-            .all(|(n, t)| tb.get(n).is_some_and(|u| t.equal(u)))
-}
-
 #[test]
 fn every_variant_trains_reruns_identically_and_evaluates() {
     let _turn = serial();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = fovea_testkit::tempdir().unwrap();
     let st = store(tmp.path());
     let cache = tmp.path().join("cache");
     for fusion in Fusion::ALL {
@@ -194,10 +156,7 @@ fn every_variant_trains_reruns_identically_and_evaluates() {
     std::fs::remove_file(&gone).unwrap();
     let e = fovea_nn::eval::evaluate(&run, &st, Split::Test, &run.join("eval4"), Device::Cpu, 32)
         .unwrap_err();
-    assert!(
-        e.contains("not in the cache") && e.contains("photograph"),
-        "{e}"
-    );
+    assert!(matches!(e, NnError::MissingFeatures { .. }), "{e}");
     std::fs::rename(&away, &data).unwrap();
     // The frozen encoder of every global variant with this seed has the same weights: one
     // cache folder, four entries (three after the removal above).
@@ -209,7 +168,7 @@ fn every_variant_trains_reruns_identically_and_evaluates() {
 #[test]
 fn a_resumed_fused_run_equals_an_uninterrupted_one() {
     let _turn = serial();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = fovea_testkit::tempdir().unwrap();
     let st = store(tmp.path());
     let cache = tmp.path().join("cache");
     let full = tmp.path().join("full");
@@ -237,7 +196,7 @@ fn a_resumed_fused_run_equals_an_uninterrupted_one() {
     // A resume that changes the fusion variant is refused.
     let other = settings(&st, Fusion::Concat, 3, &cache);
     let e = train(&other, &cut, true, &Quiet, &AtomicBool::new(false)).unwrap_err();
-    assert!(e.contains("other settings"), "{e}");
+    assert!(matches!(e, NnError::ResumeMismatch { .. }), "{e}");
 }
 
 /// A run model of `fusion` with random fusion weights (the cross-attention's output
@@ -282,19 +241,9 @@ fn fused_model(fusion: Fusion) -> RunModel {
 #[test]
 fn fused_dense_maps_equal_window_by_window_classification() {
     let _turn = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    generate(
-        &data,
-        &SynthSettings {
-            images: 1,
-            seed: 2,
-            width: 256,
-            height: 192,
-        },
-    )
-    .unwrap();
-    let rgb = read_rgb(&Dataset::open(&data).unwrap().records[0].image).unwrap();
+    let tmp = fovea_testkit::tempdir().unwrap();
+    let data = Synth::new(1, 2).dataset(tmp.path());
+    let rgb = read_rgb(&fovea_testkit::first_photograph(&data)).unwrap();
     for fusion in [Fusion::Concat, Fusion::CrossAttention] {
         let rm = fused_model(fusion);
         let g = GlobalContext::photograph(&rm.model, &rgb, Device::Cpu).unwrap();
@@ -364,14 +313,14 @@ fn fused_dense_maps_equal_window_by_window_classification() {
             &mut |_, _| {},
         )
         .unwrap_err();
-        assert!(e.contains("global features"), "{e}");
+        assert!(matches!(e, NnError::MissingContext { .. }), "{e}");
     }
 }
 
 #[test]
 fn swin_t_as_the_global_encoder_trains_evaluates_and_maps() {
     let _turn = serial();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = fovea_testkit::tempdir().unwrap();
     let st = store(tmp.path());
     let cache = tmp.path().join("cache");
     for fusion in [Fusion::Concat, Fusion::CrossAttention] {

@@ -4,72 +4,28 @@
 
 use std::path::{Path, PathBuf};
 
-use fovea_data::synth::{generate, SynthSettings};
 use fovea_data::{read_rgb, Dataset, Split};
 use fovea_maps::{Heatmap, MapSummary, PixelMetrics};
-use fovea_metrics::ThresholdsFile;
-use fovea_nn::checkpoint::{save_vars, ModelInfo};
+use fovea_nn::checkpoint::ModelInfo;
 use fovea_nn::dense::{agreement, dense_window_probs, windowed_probs, DenseSettings};
+use fovea_nn::imagenet::{IMAGENET_MEAN, IMAGENET_STD};
 use fovea_nn::maps::{
     eval_maps, map_photograph, write_maps, MapMode, MapSettings, MapsObserver, RunModel,
 };
-use fovea_nn::models::{Classifier, ModelKind, Pool};
-use fovea_nn::train::{IMAGENET_MEAN, IMAGENET_STD};
+use fovea_nn::models::{ModelKind, Pool};
+use fovea_testkit::runs::UntrainedRun;
+use fovea_testkit::{serial, Synth};
 use image::RgbImage;
-use tch::{nn, Device};
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use tch::Device;
 
 /// A run folder holding a seeded, untrained model (what `predict` reads: model/ and
 /// thresholds.json).
 fn make_run(dir: &Path, kind: ModelKind, pool: Pool, patch: usize) -> PathBuf {
-    tch::manual_seed(7);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let _model = Classifier::new(&vs.root(), kind, 4).with_pool(pool);
-    let run = dir.join("run");
-    let model_dir = run.join("model");
-    std::fs::create_dir_all(&model_dir).unwrap();
-    save_vars(&vs, &model_dir.join("model.safetensors")).unwrap();
-    let info = ModelInfo {
-        model: kind,
-        pool,
-        patch_size: patch,
-        num_classes: 4,
-        mean: IMAGENET_MEAN,
-        std: IMAGENET_STD,
-        epoch: 1,
-        val_macro_f1: 0.0,
-        context: Default::default(),
-        enhance: Default::default(),
-    };
-    std::fs::write(
-        model_dir.join("model.toml"),
-        toml::to_string(&info).unwrap(),
-    )
-    .unwrap();
-    ThresholdsFile::from([0.5, 0.5, 0.5, 0.5])
-        .write(&run.join("thresholds.json"))
-        .unwrap();
-    run
+    UntrainedRun::new(kind, pool, patch).write(dir)
 }
 
 fn synth(dir: &Path, images: usize, w: u32, h: u32) -> PathBuf {
-    let data = dir.join("data");
-    generate(
-        &data,
-        &SynthSettings {
-            images,
-            seed: 3,
-            width: w,
-            height: h,
-        },
-    )
-    .unwrap();
-    data
+    Synth::new(images, 3).size(w, h).dataset(dir)
 }
 
 fn photo(data: &Path) -> (RgbImage, PathBuf) {
@@ -99,7 +55,7 @@ fn one_window_dense_equals_classifying_the_window() {
         (ModelKind::Resnet18, Pool::Avg),
         (ModelKind::Resnet18, Pool::Max),
     ] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = fovea_testkit::tempdir().unwrap();
         let rm = RunModel::load(&make_run(dir.path(), kind, pool, 64), Device::Cpu).unwrap();
         let data = synth(dir.path(), 1, 256, 192);
         let (rgb, _) = photo(&data);
@@ -143,7 +99,7 @@ fn tiles_with_enough_context_equal_one_pass() {
     // The shallow CNN sees 46 pixels around a cell: with a 64-pixel halo, small tiles give
     // what one pass over the whole photograph gives.
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fovea_testkit::tempdir().unwrap();
     let rm = RunModel::load(
         &make_run(dir.path(), ModelKind::Cnn, Pool::Max, 64),
         Device::Cpu,
@@ -187,7 +143,7 @@ fn dense_windows_agree_with_window_by_window() {
     // sees its neighbours. The two must agree closely, and much better than a one-window
     // misalignment would.
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fovea_testkit::tempdir().unwrap();
     let rm = RunModel::load(
         &make_run(dir.path(), ModelKind::Cnn, Pool::Avg, 64),
         Device::Cpu,
@@ -243,7 +199,7 @@ fn a_run_trained_on_an_enhanced_store_maps_enhanced_photographs() {
     // model.toml records the store's enhancement; the maps of a photograph are then those
     // of the enhanced photograph under the same weights without it.
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fovea_testkit::tempdir().unwrap();
     let run = make_run(dir.path(), ModelKind::Cnn, Pool::Max, 32);
     let plain = RunModel::load(&run, Device::Cpu).unwrap();
     let toml_path = run.join("model/model.toml");
@@ -274,7 +230,7 @@ fn a_run_trained_on_an_enhanced_store_maps_enhanced_photographs() {
 #[test]
 fn predict_writes_the_contract_files() {
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fovea_testkit::tempdir().unwrap();
     let rm = RunModel::load(
         &make_run(dir.path(), ModelKind::Cnn, Pool::Max, 64),
         Device::Cpu,
@@ -324,7 +280,7 @@ fn predict_writes_the_contract_files() {
 #[test]
 fn dense_refuses_a_stride_off_the_feature_grid() {
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fovea_testkit::tempdir().unwrap();
     let rm = RunModel::load(
         &make_run(dir.path(), ModelKind::Resnet18, Pool::Avg, 64),
         Device::Cpu,
@@ -342,7 +298,7 @@ fn dense_refuses_a_stride_off_the_feature_grid() {
     )
     .unwrap_err();
     assert!(
-        err.contains("multiples of the model's feature stride (32)"),
+        matches!(&err, fovea_nn::NnError::Usage(m) if m.contains("multiples of the model's feature stride (32)")),
         "{err}"
     );
     // The window-by-window mode takes any stride.
@@ -365,7 +321,7 @@ impl MapsObserver for NoMapsProgress {}
 #[test]
 fn eval_maps_scores_the_split_pixel_by_pixel() {
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fovea_testkit::tempdir().unwrap();
     let run = make_run(dir.path(), ModelKind::Cnn, Pool::Max, 32);
     let rm = RunModel::load(&run, Device::Cpu).unwrap();
     let data = synth(dir.path(), 6, 160, 128);
@@ -425,7 +381,7 @@ fn eval_maps_scores_the_split_pixel_by_pixel() {
 fn exported_torchscript_matches_the_run_model() {
     use tch::nn::ModuleT;
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fovea_testkit::tempdir().unwrap();
     for (kind, pool) in [
         (ModelKind::Resnet18, Pool::Avg),
         (ModelKind::Cnn, Pool::Max),

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use fovea_nn::models::{Classifier, ModelKind, ResNet18};
 use fovea_nn::pretrained::load_pretrained;
+use fovea_nn::NnError;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
@@ -120,7 +121,8 @@ fn bad_weight_files_are_clear_errors() {
     let _ = ResNet18::new(&vs.root(), 4);
     let e = load_pretrained(&mut vs, &missing).unwrap_err();
     assert!(
-        e.contains("missing.safetensors") && e.contains("layer3.1.conv2.weight"),
+        matches!(&e, NnError::Weights { path, reason }
+            if path == &missing && reason.contains("layer3.1.conv2.weight")),
         "{e}"
     );
     // Mis-shaped tensor.
@@ -133,24 +135,30 @@ fn bad_weight_files_are_clear_errors() {
     write(&shaped, &state);
     let e = load_pretrained(&mut vs, &shaped).unwrap_err();
     assert!(
-        e.contains("conv1.weight") && e.contains("[64, 3, 3, 3]"),
+        matches!(&e, NnError::Weights { path, reason }
+            if path == &shaped && reason.contains("conv1.weight") && reason.contains("[64, 3, 3, 3]")),
         "{e}"
     );
     // Garbage and truncated files: errors, not panics.
     let junk = dir.path().join("junk.pth");
     std::fs::write(&junk, b"not a pickle at all").unwrap();
-    assert!(load_pretrained(&mut vs, &junk)
-        .unwrap_err()
-        .contains("junk.pth"));
+    assert!(matches!(
+        load_pretrained(&mut vs, &junk),
+        Err(NnError::Malformed { path, .. }) if path == junk
+    ));
     let bytes = std::fs::read(&shaped).unwrap();
     let cut = dir.path().join("cut.safetensors");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    assert!(load_pretrained(&mut vs, &cut)
-        .unwrap_err()
-        .contains("cut.safetensors"));
-    assert!(load_pretrained(&mut vs, &dir.path().join("none.pth"))
-        .unwrap_err()
-        .contains("no such file"));
+    assert!(matches!(
+        load_pretrained(&mut vs, &cut),
+        Err(NnError::Malformed { path, .. }) if path == cut
+    ));
+    let e = load_pretrained(&mut vs, &dir.path().join("none.pth")).unwrap_err();
+    assert!(
+        matches!(&e, NnError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        "{e}"
+    );
+    assert!(e.to_string().contains("none.pth: no such file"), "{e}");
 }
 
 #[test]

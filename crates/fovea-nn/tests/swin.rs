@@ -1,6 +1,7 @@
 //! Swin-T against torchvision's `swin_t`, and loading its weight files.
 
 use fovea_nn::models::swin::{load_swin_pretrained, relative_position_index, SwinT};
+use fovea_nn::NnError;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
@@ -172,9 +173,10 @@ fn bad_swin_weight_files_are_clear_errors() {
     missing.retain(|(n, _)| n != "features.5.3.attn.qkv.weight");
     let e = load(&missing, "missing.safetensors").unwrap_err();
     assert!(
-        e.contains("missing.safetensors")
-            && e.contains("features.5.3.attn.qkv.weight")
-            && e.contains("1 tensor(s) missing"),
+        matches!(&e, NnError::Weights { path, reason }
+            if path.ends_with("missing.safetensors")
+                && reason.contains("features.5.3.attn.qkv.weight")
+                && reason.contains("1 tensor(s) missing")),
         "{e}"
     );
     let mut shaped = torchvision_state();
@@ -185,9 +187,10 @@ fn bad_swin_weight_files_are_clear_errors() {
     }
     let e = load(&shaped, "shaped.safetensors").unwrap_err();
     assert!(
-        e.contains("features.2.reduction.weight")
-            && e.contains("[192, 385]")
-            && e.contains("[192, 384]"),
+        matches!(&e, NnError::Weights { reason, .. }
+            if reason.contains("features.2.reduction.weight")
+                && reason.contains("[192, 385]")
+                && reason.contains("[192, 384]")),
         "{e}"
     );
     let mut index = torchvision_state();
@@ -197,19 +200,26 @@ fn bad_swin_weight_files_are_clear_errors() {
         }
     }
     let e = load(&index, "index.safetensors").unwrap_err();
-    assert!(e.contains("relative position index"), "{e}");
+    assert!(
+        matches!(&e, NnError::Weights { reason, .. } if reason.contains("relative position index")),
+        "{e}"
+    );
     // A ResNet-18 file is not Swin-T weights.
     let resnet = vec![(
         "conv1.weight".to_string(),
         Tensor::zeros([64, 3, 7, 7], (Kind::Float, Device::Cpu)),
     )];
     let e = load(&resnet, "resnet.safetensors").unwrap_err();
-    assert!(e.contains("not torchvision swin_t weights"), "{e}");
+    assert!(
+        matches!(&e, NnError::Weights { reason, .. } if reason.contains("not torchvision swin_t weights")),
+        "{e}"
+    );
     let junk = dir.path().join("junk.pth");
     std::fs::write(&junk, b"not a weight file").unwrap();
     let mut vs = nn::VarStore::new(Device::Cpu);
     let _ = SwinT::new(&vs.root());
-    assert!(load_swin_pretrained(&mut vs, "", &junk)
-        .unwrap_err()
-        .contains("junk.pth"));
+    assert!(matches!(
+        load_swin_pretrained(&mut vs, "", &junk),
+        Err(NnError::Malformed { path, .. }) if path == junk
+    ));
 }

@@ -5,13 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fovea_data::synth::{generate, SynthSettings};
 use fovea_data::Dataset;
-use fovea_metrics::ThresholdsFile;
-use fovea_nn::checkpoint::{save_vars, ModelInfo};
-use fovea_nn::models::{Classifier, ModelKind, Pool};
-use fovea_loader::{IMAGENET_MEAN, IMAGENET_STD};
-use tch::{nn, Device};
+use fovea_nn::models::{ModelKind, Pool};
+use fovea_testkit::runs::UntrainedRun;
+use fovea_testkit::Synth;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fovea-torch"))
@@ -19,50 +16,16 @@ fn bin() -> Command {
 
 /// A run folder with a seeded, untrained shallow CNN (what `predict` and `export` read).
 fn make_run(dir: &Path) -> PathBuf {
-    tch::manual_seed(3);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let _m = Classifier::new(&vs.root(), ModelKind::Cnn, 4).with_pool(Pool::Max);
-    let run = dir.join("run");
-    std::fs::create_dir_all(run.join("model")).unwrap();
-    save_vars(&vs, &run.join("model/model.safetensors")).unwrap();
-    let info = ModelInfo {
-        model: ModelKind::Cnn,
-        pool: Pool::Max,
-        patch_size: 64,
-        num_classes: 4,
-        mean: IMAGENET_MEAN,
-        std: IMAGENET_STD,
-        epoch: 1,
-        val_macro_f1: 0.0,
-        context: Default::default(),
-        enhance: Default::default(),
-    };
-    std::fs::write(
-        run.join("model/model.toml"),
-        toml::to_string(&info).unwrap(),
-    )
-    .unwrap();
-    ThresholdsFile::from([0.5; 4])
-        .write(&run.join("thresholds.json"))
-        .unwrap();
-    run
+    UntrainedRun::new(ModelKind::Cnn, Pool::Max, 64)
+        .seed(3)
+        .write(dir)
 }
 
 #[test]
 fn predict_maps_the_good_photographs_and_names_the_bad_ones() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = fovea_testkit::tempdir().unwrap();
     let run = make_run(tmp.path());
-    let data = tmp.path().join("data");
-    generate(
-        &data,
-        &SynthSettings {
-            images: 2,
-            seed: 1,
-            width: 256,
-            height: 192,
-        },
-    )
-    .unwrap();
+    let data = Synth::new(2, 1).dataset(tmp.path());
     let ds = Dataset::open(&data).unwrap();
     let bad = tmp.path().join("broken.jpg");
     std::fs::write(&bad, b"\xff\xd8\xff\xe0 not really a JPEG").unwrap();
@@ -96,7 +59,7 @@ fn predict_maps_the_good_photographs_and_names_the_bad_ones() {
 
 #[test]
 fn export_writes_a_torchscript_file() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = fovea_testkit::tempdir().unwrap();
     let run = make_run(tmp.path());
     let file = tmp.path().join("out").join("model.pt");
     let out = bin()
@@ -115,7 +78,7 @@ fn export_writes_a_torchscript_file() {
     let y = m
         .forward_ts(&[tch::Tensor::rand(
             [2, 3, 64, 64],
-            (tch::Kind::Float, Device::Cpu),
+            (tch::Kind::Float, tch::Device::Cpu),
         )])
         .unwrap();
     assert_eq!(y.size(), vec![2, 4]);
@@ -135,32 +98,9 @@ fn export_writes_a_torchscript_file() {
 
 #[test]
 fn ablate_writes_one_row_per_variant_and_seed_and_keeps_finished_runs() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = fovea_testkit::tempdir().unwrap();
+    let store = Synth::new(4, 6).store(tmp.path());
     let data = tmp.path().join("data");
-    generate(
-        &data,
-        &SynthSettings {
-            images: 4,
-            seed: 6,
-            width: 256,
-            height: 192,
-        },
-    )
-    .unwrap();
-    let store = tmp.path().join("store");
-    fovea_store::extract(
-        &Dataset::open(&data).unwrap(),
-        &fovea_store::ExtractSettings {
-            patch_size: 32,
-            stride: 32,
-            ..Default::default()
-        },
-        &store,
-        false,
-        &fovea_store::extract::NoProgress,
-        &std::sync::atomic::AtomicBool::new(false),
-    )
-    .unwrap();
     let out = tmp.path().join("abl");
     let run = || {
         bin()
@@ -210,6 +150,19 @@ fn ablate_writes_one_row_per_variant_and_seed_and_keeps_finished_runs() {
         assert!(cols[4..14].iter().all(finite) && finite(&cols[18]), "{l}");
         assert!(cols[14..18].iter().all(|v| v.parse::<f64>().is_ok()), "{l}");
     }
+    // The console observer draws every run's training curves after each epoch.
+    for f in [
+        "loss.png",
+        "loss.svg",
+        "macro_f1.png",
+        "per_class_f1.svg",
+        "val_ap.png",
+    ] {
+        let p = out.join("runs/patch-seed1/plots").join(f);
+        assert!(p.is_file(), "{} missing", p.display());
+    }
+    let png = image::open(out.join("runs/patch-seed1/plots/per_class_f1.png")).unwrap();
+    assert!(png.width() >= 400 && png.height() >= 200);
     let md = std::fs::read_to_string(out.join("ablation.md")).unwrap();
     assert!(md.contains("| cross-attention | swin-t | 1 |"), "{md}");
     // A second call keeps the finished runs.
@@ -262,4 +215,46 @@ fn ablate_writes_one_row_per_variant_and_seed_and_keeps_finished_runs() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("'late'"));
+}
+
+#[test]
+fn train_stopped_by_ctrl_c_exits_130_and_resumes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let tmp = fovea_testkit::tempdir().unwrap();
+    let store = Synth::new(4, 2).store(tmp.path());
+    let run = tmp.path().join("run");
+    let train = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["--threads", "1", "train", "--store"])
+            .arg(&store)
+            .arg("--out")
+            .arg(&run)
+            .args(["--model", "cnn", "--epochs", "500", "--batch-size", "4"])
+            .args(["--device", "cpu"])
+            .args(extra);
+        c
+    };
+    let mut child = train(&[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once training has started (the Ctrl-C handler is in place), send SIGINT.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = lines.any(|l| l.is_ok_and(|l| l.starts_with("training pool")));
+    assert!(started, "training did not start");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted during epoch"), "{stderr}");
+    // Resuming is refused with another seed, naming the run's own settings file.
+    let other = train(&["--resume", "--seed", "9"]).output().unwrap();
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("config.toml"));
 }

@@ -23,172 +23,16 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use fovea_data::fov::{fov_grid, FovGrid, FovSettings};
+use fovea_data::fov::{fov_grid, FovSettings};
 use fovea_store::PatchRow;
-use image::{imageops, RgbImage};
+use image::RgbImage;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::attention::grid_positions;
-use super::{EncoderKind, FoveaModel};
-use crate::checkpoint::read_tensors;
-use crate::models::resnet::ResNet18;
-use crate::models::swin::SwinT;
-use crate::train::{IMAGENET_MEAN, IMAGENET_STD};
-
-/// The square of the photograph the encoder sees, in pixels.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Frame {
-    pub x0: f32,
-    pub y0: f32,
-    pub side: f32,
-}
-
-impl Frame {
-    /// The square centred on the field of view's bounding box (the whole photograph's
-    /// when no retina was found).
-    pub fn of_fov(fov: &FovGrid) -> Frame {
-        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0usize, 0usize);
-        for r in 0..fov.rows {
-            for c in 0..fov.cols {
-                if fov.cells[r * fov.cols + c] != 0 {
-                    (x0, y0) = (x0.min(c), y0.min(r));
-                    (x1, y1) = (x1.max(c + 1), y1.max(r + 1));
-                }
-            }
-        }
-        let b = fov.block as f32;
-        let (bx0, by0, bx1, by1) = if x0 == usize::MAX {
-            (0.0, 0.0, fov.width as f32, fov.height as f32)
-        } else {
-            (
-                x0 as f32 * b,
-                y0 as f32 * b,
-                (x1 as f32 * b).min(fov.width as f32),
-                (y1 as f32 * b).min(fov.height as f32),
-            )
-        };
-        let side = (bx1 - bx0).max(by1 - by0).max(1.0);
-        Frame {
-            x0: (bx0 + bx1) / 2.0 - side / 2.0,
-            y0: (by0 + by1) / 2.0 - side / 2.0,
-            side,
-        }
-    }
-
-    /// A point of the photograph in the frame, `[0, 1]^2` inside it.
-    pub fn position(&self, x: f32, y: f32) -> [f32; 2] {
-        [(x - self.x0) / self.side, (y - self.y0) / self.side]
-    }
-}
-
-/// The frame of `rgb` downscaled to `size` x `size`, normalised, `[3, size, size]`.
-pub fn global_input(rgb: &RgbImage, frame: &Frame, size: u32) -> Vec<f32> {
-    let scale = size as f32 / frame.side;
-    // The part of the frame inside the photograph, downscaled alone, pasted on black.
-    let ix0 = frame.x0.max(0.0).floor() as u32;
-    let iy0 = frame.y0.max(0.0).floor() as u32;
-    let ix1 = ((frame.x0 + frame.side).min(rgb.width() as f32)).ceil() as u32;
-    let iy1 = ((frame.y0 + frame.side).min(rgb.height() as f32)).ceil() as u32;
-    let mut canvas = RgbImage::new(size, size);
-    if ix1 > ix0 && iy1 > iy0 {
-        let view = imageops::crop_imm(rgb, ix0, iy0, ix1 - ix0, iy1 - iy0);
-        let tw = (((ix1 - ix0) as f32 * scale).round() as u32).clamp(1, size);
-        let th = (((iy1 - iy0) as f32 * scale).round() as u32).clamp(1, size);
-        let small = imageops::thumbnail(&*view, tw, th);
-        let ox = (((ix0 as f32 - frame.x0) * scale).round() as i64).clamp(0, (size - tw) as i64);
-        let oy = (((iy0 as f32 - frame.y0) * scale).round() as i64).clamp(0, (size - th) as i64);
-        imageops::replace(&mut canvas, &small, ox, oy);
-    }
-    let n = (size * size) as usize;
-    let mut out = vec![0f32; 3 * n];
-    for (i, p) in canvas.pixels().enumerate() {
-        for c in 0..3 {
-            out[c * n + i] = (p[c] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
-        }
-    }
-    out
-}
-
-/// Which of the `g` x `g` token cells of the frame hold retina: `[g*g]`, row-major.
-pub fn token_mask(fov: &FovGrid, frame: &Frame, g: i64) -> Vec<bool> {
-    let cell = frame.side / g as f32;
-    let mut out = Vec::with_capacity((g * g) as usize);
-    for r in 0..g {
-        for c in 0..g {
-            let x0 = frame.x0 + c as f32 * cell;
-            let y0 = frame.y0 + r as f32 * cell;
-            let (cx0, cy0) = (x0.max(0.0), y0.max(0.0));
-            let (cx1, cy1) = ((x0 + cell).max(0.0), (y0 + cell).max(0.0));
-            let n = fov.count_in_rect(
-                cx0 as u32,
-                cy0 as u32,
-                (cx1 - cx0).ceil() as u32,
-                (cy1 - cy0).ceil() as u32,
-            );
-            out.push(n > 0);
-        }
-    }
-    out
-}
-
-/// The global encoder's network (torchvision names under `global.`).
-#[derive(Debug)]
-enum EncoderNet {
-    Resnet18(ResNet18),
-    SwinT(SwinT),
-}
-
-/// The global encoder: a ResNet-18 trunk or Swin-T, both of total stride 32.
-#[derive(Debug)]
-pub struct GlobalEncoder {
-    pub kind: EncoderKind,
-    net: EncoderNet,
-}
-
-impl GlobalEncoder {
-    pub fn new(vs: &nn::Path, kind: EncoderKind) -> GlobalEncoder {
-        let net = match kind {
-            EncoderKind::Resnet18 => EncoderNet::Resnet18(ResNet18::new(vs, 1)),
-            EncoderKind::SwinT => EncoderNet::SwinT(SwinT::new(vs)),
-        };
-        GlobalEncoder { kind, net }
-    }
-
-    /// Width of a token and of the pooled vector.
-    pub fn dim(&self) -> i64 {
-        self.kind.dim()
-    }
-
-    /// `[U, 3, S, S]` -> pooled `[U, G]` and tokens `[U, (S/32)^2, G]` (row-major cells).
-    pub fn encode(&self, xs: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let fm = match &self.net {
-            EncoderNet::Resnet18(n) => n.feature_map(xs, train),
-            EncoderNet::SwinT(n) => n.feature_map(xs, train),
-        }; // [U, G, h, w]
-        let pooled = fm.mean_dim([2, 3].as_slice(), false, Kind::Float);
-        let tokens = fm.flatten(2, -1).transpose(1, 2).contiguous();
-        (pooled, tokens)
-    }
-}
-
-/// The context of a batch of patches: features of the `U` photographs they come from and,
-/// per patch, which photograph and where in it.
-#[derive(Debug)]
-pub struct BatchContext {
-    /// `[U, G]`.
-    pub pooled: Tensor,
-    /// `[U, T, G]`.
-    pub tokens: Tensor,
-    /// `[U, T]` bool: the token's cell holds retina.
-    pub mask: Tensor,
-    /// `[T, 2]` token cell centres in the frame.
-    pub token_pos: Tensor,
-    /// `[B]` int64 into `U`.
-    pub which: Tensor,
-    /// `[B, 2]` patch centres in their photograph's frame.
-    pub pos: Tensor,
-}
-
+use super::encoder::{global_input, token_mask, BatchContext, Frame};
+use super::model::FoveaModel;
+use crate::error::{NnError, Result};
+use crate::tensors::read_tensors;
 /// Global features of a set of photographs (a store's, or one photograph for maps).
 pub struct GlobalContext {
     pub index: HashMap<String, usize>,
@@ -250,30 +94,28 @@ struct Entry {
     frame: Frame,
 }
 
-fn read_entry(path: &Path, t: i64, g: i64) -> Result<Entry, String> {
+fn read_entry(path: &Path, t: i64, g: i64) -> Result<Entry> {
     let named = read_tensors(path)?;
-    let get = |k: &str, shape: &[i64]| -> Result<Tensor, String> {
+    let get = |k: &str, shape: &[i64]| -> Result<Tensor> {
         let v = named
             .get(k)
-            .ok_or_else(|| format!("{}: no tensor '{k}'", path.display()))?;
+            .ok_or_else(|| NnError::malformed(path, format!("no tensor '{k}'")))?;
         if v.size() != shape {
-            return Err(format!(
-                "{}: '{k}' has shape {:?}, expected {shape:?}",
-                path.display(),
-                v.size()
+            return Err(NnError::malformed(
+                path,
+                format!("'{k}' has shape {:?}, expected {shape:?}", v.size()),
             ));
         }
         Ok(v.shallow_clone())
     };
     let frame = get("frame", &[3])?;
-    let f: Vec<f32> =
-        Vec::try_from(&frame.to_kind(Kind::Float)).map_err(|e: tch::TchError| e.to_string())?;
+    let f: Vec<f32> = Vec::try_from(&frame.to_kind(Kind::Float))?;
     let pooled = get("pooled", &[g])?;
     let tokens = get("tokens", &[t, g])?;
     let finite = pooled.isfinite().all().int64_value(&[]) == 1
         && tokens.isfinite().all().int64_value(&[]) == 1;
     if !finite || !f.iter().all(|v| v.is_finite()) || f[2] <= 0.0 {
-        return Err(format!("{}: non-finite values", path.display()));
+        return Err(NnError::malformed(path, "non-finite values"));
     }
     Ok(Entry {
         pooled,
@@ -287,9 +129,9 @@ fn read_entry(path: &Path, t: i64, g: i64) -> Result<Entry, String> {
     })
 }
 
-fn write_entry(path: &Path, e: &Entry) -> Result<(), String> {
+fn write_entry(path: &Path, e: &Entry) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|err| NnError::io(dir, err))?;
     let frame = Tensor::from_slice(&[e.frame.x0, e.frame.y0, e.frame.side]);
     let mask = e.mask.to_kind(Kind::Uint8);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -302,8 +144,11 @@ fn write_entry(path: &Path, e: &Entry) -> Result<(), String> {
         ],
         &tmp,
     )
-    .map_err(|err| format!("{}: {err}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|err| format!("{}: {err}", path.display()))
+    .map_err(|source| NnError::TensorIo {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|err| NnError::io(path, err))
 }
 
 /// Decodes a photograph and prepares what the encoder needs from it.
@@ -312,8 +157,8 @@ fn prepare(
     size: u32,
     fov_settings: &FovSettings,
     grid: i64,
-) -> Result<(Vec<f32>, Vec<bool>, Frame), String> {
-    let rgb = fovea_data::io::read_rgb(image).map_err(|e| e.to_string())?;
+) -> Result<(Vec<f32>, Vec<bool>, Frame)> {
+    let rgb = fovea_data::io::read_rgb(image)?;
     Ok(prepare_rgb(&rgb, size, fov_settings, grid))
 }
 
@@ -345,11 +190,11 @@ impl GlobalContext {
         cache: Option<&Path>,
         device: Device,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<GlobalContext, String> {
+    ) -> Result<GlobalContext> {
         let enc = model
             .encoder
             .as_ref()
-            .ok_or("internal: this model has no global encoder")?;
+            .ok_or_else(|| NnError::internal("this model has no global encoder"))?;
         let size = model.spec.input_size;
         let grid = (size / 32) as i64;
         let (t, g) = (grid * grid, enc.dim());
@@ -374,12 +219,10 @@ impl GlobalContext {
                 }
             }
             if path.as_os_str().is_empty() {
-                return Err(format!(
-                    "photograph {id}: its global features are not in the cache{} and the photograph is not available",
-                    dir.as_ref()
-                        .map(|d| format!(" ({})", d.display()))
-                        .unwrap_or_default()
-                ));
+                return Err(NnError::MissingFeatures {
+                    id: id.clone(),
+                    cache: dir.clone(),
+                });
             }
             let (x, mask, frame) = prepare(path, size, &fov_settings, grid)?;
             let xt = Tensor::from_slice(&x).view([1, 3, size as i64, size as i64]);
@@ -440,15 +283,11 @@ impl GlobalContext {
     }
 
     /// The context of one photograph (for lesion maps), computed with the frozen encoder.
-    pub fn photograph(
-        model: &FoveaModel,
-        rgb: &RgbImage,
-        device: Device,
-    ) -> Result<GlobalContext, String> {
+    pub fn photograph(model: &FoveaModel, rgb: &RgbImage, device: Device) -> Result<GlobalContext> {
         let enc = model
             .encoder
             .as_ref()
-            .ok_or("internal: this model has no global encoder")?;
+            .ok_or_else(|| NnError::internal("this model has no global encoder"))?;
         let size = model.spec.input_size;
         let grid = (size / 32) as i64;
         let (x, mask, frame) = prepare_rgb(rgb, size, &FovSettings::default(), grid);
@@ -478,7 +317,7 @@ impl GlobalContext {
         centres: &[(f32, f32)],
         device: Device,
         train: bool,
-    ) -> Result<BatchContext, String> {
+    ) -> Result<BatchContext> {
         // Photographs of the batch, in order of first appearance.
         let mut unique: Vec<i64> = Vec::new();
         let mut which = Vec::with_capacity(photos.len());
@@ -494,10 +333,9 @@ impl GlobalContext {
         }
         let mut pos = Vec::with_capacity(photos.len() * 2);
         for (&p, &(x, y)) in photos.iter().zip(centres) {
-            let f = self
-                .frames
-                .get(p)
-                .ok_or_else(|| format!("internal: photograph {p} has no global features"))?;
+            let f = self.frames.get(p).ok_or_else(|| {
+                NnError::internal(format!("photograph {p} has no global features"))
+            })?;
             pos.extend(f.position(x, y));
         }
         let u = Tensor::from_slice(&unique).to_device(device);
@@ -507,13 +345,13 @@ impl GlobalContext {
                 let enc = model
                     .encoder
                     .as_ref()
-                    .ok_or("internal: this model has no global encoder")?;
+                    .ok_or_else(|| NnError::internal("this model has no global encoder"))?;
                 let x = inp
                     .index_select(0, &u.to_device(Device::Cpu))
                     .to_device(device);
                 enc.encode(&x, train)
             }
-            _ => return Err("internal: global context without features".into()),
+            _ => return Err(NnError::internal("global context without features")),
         };
         Ok(BatchContext {
             pooled,
@@ -533,7 +371,7 @@ impl GlobalContext {
         patches: &[u64],
         device: Device,
         train: bool,
-    ) -> Result<BatchContext, String> {
+    ) -> Result<BatchContext> {
         let mut photos = Vec::with_capacity(patches.len());
         let mut centres = Vec::with_capacity(patches.len());
         for &id in patches {
@@ -541,7 +379,9 @@ impl GlobalContext {
             let p = *self
                 .index
                 .get(&r.image_id)
-                .ok_or_else(|| format!("no global features for photograph {}", r.image_id))?;
+                .ok_or_else(|| NnError::NoFeatures {
+                    id: r.image_id.clone(),
+                })?;
             photos.push(p);
             let half = r.size as f32 / 2.0;
             centres.push((r.x as f32 + half, r.y as f32 + half));
@@ -554,6 +394,7 @@ impl GlobalContext {
 mod tests {
     use super::*;
     use crate::context::{ContextSpec, Fusion};
+    use crate::imagenet::{IMAGENET_MEAN, IMAGENET_STD};
     use crate::models::{ModelKind, Pool};
     use image::Rgb;
 

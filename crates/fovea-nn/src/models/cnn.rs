@@ -2,7 +2,7 @@
 //! convolution, batch normalisation, ReLU and 2x2 max pooling (32, 64, 128, 128 channels),
 //! global average pooling, dropout and a linear head.
 
-use super::Pool;
+use super::pool::Pool;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 

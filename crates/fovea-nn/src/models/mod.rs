@@ -1,7 +1,9 @@
-//! The patch classifiers: ResNet-18 (torchvision layout) and a shallow CNN baseline, each
-//! with four logits (MA, HE, EX, SE).
+//! The networks: the patch classifiers, ResNet-18 (torchvision layout) and a shallow CNN
+//! baseline, each with four logits (MA, HE, EX, SE) over a global pooling ([`Pool`]); and
+//! Swin-T ([`swin`]), used only as a whole-image encoder.
 
 pub mod cnn;
+pub mod pool;
 pub mod resnet;
 pub mod swin;
 pub mod unet;
@@ -11,6 +13,7 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 pub use cnn::ShallowCnn;
+pub use pool::Pool;
 pub use resnet::ResNet18;
 
 /// Which architecture.
@@ -38,44 +41,6 @@ impl ModelKind {
 }
 
 /// A patch classifier: `[B, 3, P, P]` (ImageNet-normalised) -> logits `[B, 4]`.
-/// How the last feature map is pooled into one vector before `fc`. torchvision's
-/// ResNet-18 averages; global max pooling keeps the signal of a lesion of a few pixels that
-/// averaging over the whole patch dilutes (on the IDRiD sample at P=64 it learned hard
-/// exudates about twice as fast; bench/README.md).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Pool {
-    #[default]
-    Avg,
-    Max,
-}
-
-impl Pool {
-    pub fn parse(s: &str) -> Option<Pool> {
-        match s {
-            "avg" => Some(Pool::Avg),
-            "max" => Some(Pool::Max),
-            _ => None,
-        }
-    }
-
-    /// `[B, C, h, w]` -> `[B, C]`.
-    pub fn global(self, fm: &Tensor) -> Tensor {
-        match self {
-            Pool::Avg => fm.adaptive_avg_pool2d([1, 1]).flatten(1, -1),
-            Pool::Max => fm.adaptive_max_pool2d([1, 1]).0.flatten(1, -1),
-        }
-    }
-
-    /// Every `k` x `k` block of cells, stride 1: `[B, C, h, w]` -> `[B, C, h-k+1, w-k+1]`.
-    pub fn sliding(self, fm: &Tensor, k: i64) -> Tensor {
-        match self {
-            Pool::Avg => fm.avg_pool2d([k, k], [1, 1], [0, 0], false, true, None::<i64>),
-            Pool::Max => fm.max_pool2d([k, k], [1, 1], [0, 0], [1, 1], false),
-        }
-    }
-}
-
 /// One per process: the size difference of the variants does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]

@@ -6,7 +6,7 @@
 //! context models need the trunk's feature map and pooled vector, which tch's version does
 //! not expose; the layers themselves are tch's.
 
-use super::Pool;
+use super::pool::Pool;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 

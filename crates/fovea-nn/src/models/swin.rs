@@ -22,6 +22,7 @@ use std::path::Path;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
+use crate::error::{NnError, Result};
 use crate::pretrained::{load_named, read_state_dict};
 
 pub const SWIN_T_DIM: i64 = 768;
@@ -359,20 +360,18 @@ impl Module for SwinT {
 /// `prefix` + torchvision's names. Every Swin-T tensor must be there with its shape; the
 /// `head.*` classifier is not used; a `relative_position_index` buffer, when present, must
 /// equal torchvision's (it is recomputed, not loaded). Returns the tensors loaded.
-pub fn load_swin_pretrained(
-    vs: &mut nn::VarStore,
-    prefix: &str,
-    path: &Path,
-) -> Result<usize, String> {
+pub fn load_swin_pretrained(vs: &mut nn::VarStore, prefix: &str, path: &Path) -> Result<usize> {
     let named = read_state_dict(path)?;
     let want = Tensor::from_slice(&relative_position_index(WINDOW));
     for (k, v) in &named {
         if k.ends_with("relative_position_index")
             && (v.size() != want.size() || !v.to_kind(Kind::Int64).equal(&want))
         {
-            return Err(format!(
-                "{}: '{k}' is not the relative position index of 7x7 windows: not swin_t weights",
-                path.display()
+            return Err(NnError::weights(
+                path,
+                format!(
+                    "'{k}' is not the relative position index of 7x7 windows: not swin_t weights"
+                ),
             ));
         }
     }

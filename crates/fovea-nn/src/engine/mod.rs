@@ -1,0 +1,432 @@
+//! The training engine: one loop for every model family, in the shape of burn's `Learner`
+//! (a model family provides its training step and its validation; the engine owns
+//! everything around them).
+//!
+//! The engine owns: the epochs and their seeds (libtorch's generator is re-seeded from
+//! the run's seed before every epoch), polling the cancel flag between batches
+//! ([`NnError::Interrupted`]), the optimiser (Adam) and its learning-rate schedule,
+//! mixed precision (CUDA autocast is the task's forward; the [`GradScaler`] is here),
+//! detection of a non-finite loss ([`NnError::NonFiniteLoss`]), early stopping on the
+//! task's validation metric, the run folder's `metrics.csv` and `val_ranking.csv`, the
+//! best model (`RUN/model/`, written atomically with what the task puts in it), the
+//! per-epoch checkpoints (`RUN/checkpoints/epoch-NNNN/`: weights, optimiser moments,
+//! `state.json`) and `--resume` from them, to the same result as an uninterrupted run,
+//! and progress through a [`TrainObserver`].
+//!
+//! A model family is a [`Task`]: its own batches (patches, tiles, anything), its training
+//! step (forward pass and loss), its validation (the metric the best model is chosen by,
+//! the lines of `metrics.csv` / `val_ranking.csv`, the console report), and what its best
+//! model folder holds. The patch classifier with its fused context variants is
+//! [`crate::train::PatchClassifier`].
+//!
+//! # Adding a model family
+//!
+//! 1. Write a type that implements [`Task`] in its own module (e.g. `segmentation.rs`),
+//!    built from the training settings with its model's variables in the engine's
+//!    `VarStore`: `Batch` is whatever its data pipeline yields (for a segmentation model,
+//!    tiles of photographs with their pixel masks); `train_step` runs the forward pass
+//!    (inside [`crate::amp::try_forward`]) and returns the loss with every term;
+//!    `end_epoch` validates (for a segmentation model, pixel AUPR over the validation
+//!    photographs) and returns an [`EpochOutcome`] whose `metric` the engine maximises;
+//!    `write_best` writes `model.toml` and whatever else inference needs next to the
+//!    weights.
+//! 2. Add its console report as a variant of [`EpochDetail`] (the CLI's observer prints
+//!    it).
+//! 3. Compose its `train` like [`crate::train::train`]: [`check_run`], a seeded
+//!    [`Learner`], the task built in the learner's `VarStore`, [`write_config`],
+//!    [`Learner::resume`], [`Task::start`], [`Learner::fit`].
+//!
+//! Nothing in this module knows about patches, stores or the four lesion labels.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tch::{nn, Device, Tensor};
+
+use crate::amp::{Amp, GradScaler};
+use crate::checkpoint::{
+    checkpoint_dir, latest_checkpoint, load_vars, prune_checkpoints, read_state, save_vars,
+    write_dir_atomic, write_file_atomic, TrainState,
+};
+use crate::error::{NnError, Result};
+use crate::optim::Adam;
+use crate::settings::TrainSettings;
+use crate::tensors::read_tensors;
+
+mod report;
+
+pub use report::{EpochDetail, EpochReport, PatchEpoch, Quiet, TrainObserver};
+
+/// A seed for a purpose `a` and an index `b` (e.g. an epoch), derived from the run's seed
+/// (splitmix64's finaliser): 1 = initialisation, 2 = epoch `b`, 3 = the validation sample.
+pub fn derive_seed(seed: u64, a: u64, b: u64) -> i64 {
+    let mut z =
+        seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+/// Where a training step is: epoch and batch, both 0-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepAt {
+    pub epoch: usize,
+    pub batch: usize,
+}
+
+/// What a training step returns to the engine.
+pub struct StepOutput {
+    /// The loss to minimise, every term included: what `backward` runs on.
+    pub loss: Tensor,
+    /// The task's main loss of the batch (a mean over its samples), as `metrics.csv`
+    /// reports it.
+    pub reported: f64,
+    /// Samples in the batch.
+    pub samples: usize,
+}
+
+/// What an epoch's validation found.
+pub struct EpochOutcome {
+    /// The validation metric the best model is chosen by (higher is better).
+    pub metric: f64,
+    /// Mean validation loss.
+    pub val_loss: f64,
+    /// This epoch's rows of `metrics.csv` (without the header).
+    pub metrics_lines: Vec<String>,
+    /// This epoch's row of `val_ranking.csv`.
+    pub ranking_line: String,
+    /// The console report.
+    pub detail: EpochDetail,
+}
+
+/// A model family the engine trains. See the module documentation for how to add one.
+pub trait Task {
+    /// A training batch as the task's data pipeline yields it.
+    type Batch: 'static;
+
+    /// The validation metric, for messages ("validation macro F1").
+    fn metric_name(&self) -> &'static str;
+    /// Header lines of `metrics.csv` and `val_ranking.csv`.
+    fn metrics_header(&self) -> &'static str;
+    fn ranking_header(&self) -> &'static str;
+
+    /// Called once before the first epoch, when the weights are final (after a resume
+    /// restored them): caches computed from the weights are built here (`run` is the run
+    /// folder).
+    fn start(
+        &mut self,
+        _vs: &nn::VarStore,
+        _run: &Path,
+        _observer: &dyn TrainObserver,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Batches and samples per epoch (for progress).
+    fn batches_per_epoch(&self) -> usize;
+    fn samples_per_epoch(&self) -> usize;
+
+    /// The training batches of `epoch` (0-based): the same for the same seed and epoch,
+    /// whether or not the run was resumed. The iterator owns what it needs (the task is
+    /// borrowed mutably by the steps while it runs).
+    fn epoch_batches(&self, epoch: usize) -> Result<Box<dyn Iterator<Item = Result<Self::Batch>>>>;
+
+    /// The forward pass and loss of one batch, in training mode, under `amp`; the task
+    /// records what its training metrics need. The engine runs `backward` and the
+    /// optimiser.
+    fn train_step(&mut self, batch: Self::Batch, at: StepAt, amp: Amp) -> Result<StepOutput>;
+
+    /// After the training batches of `epoch`: the training metrics of what
+    /// [`Task::train_step`] recorded (mean loss `train_loss`), then validation.
+    fn end_epoch(&mut self, epoch: usize, train_loss: f64) -> Result<EpochOutcome>;
+
+    /// Writes a new best model (the weights `vs` after `epoch`, 0-based, whose validation
+    /// metric is `metric`) into `dir`, a temporary folder the engine renames to
+    /// `RUN/model/`.
+    fn write_best(
+        &mut self,
+        vs: &nn::VarStore,
+        dir: &Path,
+        epoch: usize,
+        metric: f64,
+    ) -> Result<()>;
+
+    /// Files of the run folder itself that go with a new best model (the classifier:
+    /// `RUN/thresholds.json`).
+    fn write_best_extras(&self, _run: &Path) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Checks the run folder before training, writing nothing; returns the newest checkpoint
+/// to resume from, if asked.
+///
+/// Without `resume`, a folder that holds a run is an error; with it, the run's own
+/// settings must name the same store, seed, model and fusion.
+pub fn check_run(
+    run: &Path,
+    resume: bool,
+    settings: &TrainSettings,
+) -> Result<Option<(usize, PathBuf)>> {
+    let start = if resume { latest_checkpoint(run) } else { None };
+    let saved = run.join("config.toml");
+    if !resume && saved.exists() {
+        return Err(NnError::RunExists {
+            run: run.to_path_buf(),
+        });
+    }
+    if resume && saved.exists() {
+        // The resolved settings of the run win over anything given again.
+        let prev = TrainSettings::from_toml_file(&saved)?;
+        if prev.store.as_ref().map(|p| p.canonicalize().ok())
+            != settings.store.as_ref().map(|p| p.canonicalize().ok())
+            || prev.seed != settings.seed
+            || prev.model != settings.model
+            || prev.context.fusion != settings.context.fusion
+        {
+            return Err(NnError::ResumeMismatch { config: saved });
+        }
+    }
+    Ok(start)
+}
+
+/// Creates the run folder and writes the resolved settings into it (`RUN/config.toml`,
+/// the store as an absolute path). Called once the task has accepted the settings, so a
+/// run refused before training leaves no folder that would block a corrected retry.
+pub fn write_config(run: &Path, settings: &TrainSettings, store_dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(run).map_err(|e| NnError::io(run, e))?;
+    let mut resolved = settings.clone();
+    resolved.store = Some(
+        store_dir
+            .canonicalize()
+            .unwrap_or_else(|_| store_dir.to_path_buf()),
+    );
+    write_file_atomic(&run.join("config.toml"), &resolved.to_toml())
+}
+
+/// The engine of one run: the variables, the optimiser, where training stands, and the
+/// run folder.
+pub struct Learner {
+    pub run: PathBuf,
+    pub vs: nn::VarStore,
+    pub state: TrainState,
+    settings: TrainSettings,
+    opt: Option<Adam>,
+}
+
+impl Learner {
+    /// An empty `VarStore` on `device` with libtorch's generator seeded for the model's
+    /// initialisation: build the task's model in [`Learner::vs`] next.
+    pub fn new(run: &Path, settings: &TrainSettings, device: Device) -> Learner {
+        tch::manual_seed(derive_seed(settings.seed, 1, 0));
+        Learner {
+            run: run.to_path_buf(),
+            vs: nn::VarStore::new(device),
+            state: TrainState {
+                best_metric: -1.0,
+                ..Default::default()
+            },
+            settings: settings.clone(),
+            opt: None,
+        }
+    }
+
+    /// The optimiser over the trainable variables, created on first use: after the task
+    /// has built (and frozen, and laid out) its model.
+    fn optimiser(&mut self) -> &mut Adam {
+        let (vs, o) = (&self.vs, &self.settings.optim);
+        self.opt
+            .get_or_insert_with(|| Adam::new(vs, o.lr, o.weight_decay, o.adamw))
+    }
+
+    /// Restores weights, optimiser moments and progress from the checkpoint `dir` (after
+    /// `epoch` epochs).
+    pub fn resume(&mut self, epoch: usize, dir: &Path, observer: &dyn TrainObserver) -> Result<()> {
+        self.optimiser();
+        load_vars(&mut self.vs, &dir.join("model.safetensors"))?;
+        let opt_file = dir.join("optimizer.safetensors");
+        let named = read_tensors(&opt_file)?;
+        self.state = read_state(dir)?;
+        let step = self.state.optimizer_step;
+        self.optimiser().load_state(&named, step, &opt_file)?;
+        observer.message(&format!(
+            "resuming after epoch {epoch} from {}",
+            dir.display()
+        ));
+        Ok(())
+    }
+
+    /// Trains `task` from where the run stands to the last epoch (or early stopping);
+    /// returns where it ended.
+    pub fn fit<T: Task>(
+        &mut self,
+        task: &mut T,
+        observer: &dyn TrainObserver,
+        cancel: &AtomicBool,
+    ) -> Result<TrainState> {
+        self.optimiser();
+        let params = self.vs.trainable_variables();
+        let mut scaler = self.state.scaler.clone().unwrap_or_default();
+        let (epochs, patience) = (self.settings.epochs, self.settings.patience);
+        for epoch in self.state.epochs_done..epochs {
+            if patience > 0 && self.state.epochs_without_improvement >= patience {
+                observer.message(&format!(
+                    "early stopping: no better {} for {patience} epochs",
+                    task.metric_name()
+                ));
+                break;
+            }
+            let t0 = Instant::now();
+            let lr = self.settings.optim.lr_at(epoch, epochs);
+            self.optimiser().lr = lr;
+            tch::manual_seed(derive_seed(self.settings.seed, 2, epoch as u64));
+            observer.epoch_start(
+                epoch + 1,
+                task.batches_per_epoch(),
+                task.samples_per_epoch(),
+            );
+            let train_loss =
+                self.train_epoch(task, epoch, &params, &mut scaler, observer, cancel)?;
+            let outcome = task.end_epoch(epoch, train_loss)?;
+            let improved = self.keep_best(task, epoch, &outcome)?;
+            self.state.epochs_done = epoch + 1;
+            self.state.optimizer_step = self.optimiser().step;
+            self.state.scaler = (self.settings.amp != Amp::Off).then(|| scaler.clone());
+            self.state.seconds += t0.elapsed().as_secs_f64();
+            self.write_tables(task, &outcome)?;
+            self.write_checkpoint(epoch)?;
+            observer.epoch_end(&EpochReport {
+                run: self.run.clone(),
+                epoch: epoch + 1,
+                epochs,
+                train_loss,
+                val_loss: outcome.val_loss,
+                metric: outcome.metric,
+                improved,
+                seconds: t0.elapsed().as_secs_f64(),
+                lr,
+                detail: outcome.detail,
+            });
+        }
+        Ok(self.state.clone())
+    }
+
+    /// One epoch of training steps; returns the mean reported loss.
+    fn train_epoch<T: Task>(
+        &mut self,
+        task: &mut T,
+        epoch: usize,
+        params: &[Tensor],
+        scaler: &mut GradScaler,
+        observer: &dyn TrainObserver,
+        cancel: &AtomicBool,
+    ) -> Result<f64> {
+        let amp = self.settings.amp;
+        let (mut loss_sum, mut n) = (0.0, 0usize);
+        let opt = self
+            .opt
+            .as_mut()
+            .ok_or_else(|| NnError::internal("no optimiser"))?;
+        for (k, batch) in task.epoch_batches(epoch)?.enumerate() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(NnError::Interrupted { epoch: epoch + 1 });
+            }
+            let batch = batch?;
+            opt.zero_grad();
+            let out = task.train_step(batch, StepAt { epoch, batch: k }, amp)?;
+            let total = out.loss.double_value(&[]);
+            if !out.reported.is_finite() || !total.is_finite() {
+                return Err(NnError::NonFiniteLoss {
+                    epoch: epoch + 1,
+                    batch: k + 1,
+                    value: total,
+                    last_checkpoint: latest_checkpoint(&self.run).map(|(_, d)| d),
+                });
+            }
+            if amp == Amp::Off {
+                out.loss.backward();
+                opt.step();
+            } else {
+                scaler.scale_loss(&out.loss).backward();
+                let finite = scaler.unscale(params);
+                if finite {
+                    opt.step();
+                }
+                scaler.update(finite);
+            }
+            loss_sum += out.reported * out.samples as f64;
+            n += out.samples;
+            observer.batch_done(out.samples, out.reported);
+        }
+        Ok(loss_sum / n.max(1) as f64)
+    }
+
+    /// Keeps the model of `epoch` as the best if its metric beats the best so far;
+    /// returns whether it did.
+    fn keep_best<T: Task>(&mut self, task: &mut T, epoch: usize, o: &EpochOutcome) -> Result<bool> {
+        let improved = o.metric > self.state.best_metric;
+        if improved {
+            self.state.best_metric = o.metric;
+            self.state.best_epoch = epoch + 1;
+            self.state.epochs_without_improvement = 0;
+            let vs = &self.vs;
+            write_dir_atomic(&self.run.join("model"), |d| {
+                task.write_best(vs, d, epoch, o.metric)
+            })?;
+            task.write_best_extras(&self.run)?;
+        } else {
+            self.state.epochs_without_improvement += 1;
+        }
+        Ok(improved)
+    }
+
+    /// Appends the epoch's rows and rewrites `val_ranking.csv` and `metrics.csv`.
+    fn write_tables<T: Task>(&mut self, task: &T, o: &EpochOutcome) -> Result<()> {
+        self.state
+            .metrics_lines
+            .extend(o.metrics_lines.iter().cloned());
+        self.state.ranking_lines.push(o.ranking_line.clone());
+        let table = |header: &str, lines: &[String]| {
+            let mut text = String::from(header);
+            text.push('\n');
+            for l in lines {
+                text += l;
+                text.push('\n');
+            }
+            text
+        };
+        write_file_atomic(
+            &self.run.join("val_ranking.csv"),
+            &table(task.ranking_header(), &self.state.ranking_lines),
+        )?;
+        write_file_atomic(
+            &self.run.join("metrics.csv"),
+            &table(task.metrics_header(), &self.state.metrics_lines),
+        )
+    }
+
+    /// The checkpoint after `epoch` (0-based): weights, optimiser moments, and
+    /// `state.json` written last (its presence marks the checkpoint whole); older ones
+    /// beyond the newest two are removed.
+    fn write_checkpoint(&mut self, epoch: usize) -> Result<()> {
+        let st = self.state.clone();
+        let (vs, opt) = (&self.vs, self.opt.as_ref());
+        let opt = opt.ok_or_else(|| NnError::internal("no optimiser"))?;
+        write_dir_atomic(&checkpoint_dir(&self.run, epoch + 1), |d| {
+            save_vars(vs, &d.join("model.safetensors"))?;
+            let opt_state = opt.state();
+            let refs: Vec<(&str, &Tensor)> =
+                opt_state.iter().map(|(k, t)| (k.as_str(), t)).collect();
+            let file = d.join("optimizer.safetensors");
+            Tensor::write_safetensors(&refs, &file)
+                .map_err(|source| NnError::TensorIo { path: file, source })?;
+            let p = d.join("state.json");
+            let text = serde_json::to_string_pretty(&st)
+                .map_err(|e| NnError::internal(format!("state.json: {e}")))?;
+            std::fs::write(&p, text).map_err(|e| NnError::io(&p, e))
+        })?;
+        prune_checkpoints(&self.run, 2);
+        Ok(())
+    }
+}
