@@ -532,8 +532,10 @@ fn the_same_photograph_under_several_ids_stays_in_one_split() {
 /// lesion's folder was silently ignored.
 #[test]
 fn every_unused_file_in_idrid_ground_truth_folders_is_named() {
-    let src =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/idrid-original-layout");
+    // Copied into a temporary folder at test time (never into the repository).
+    let Some(src) = fovea_data::testdata::idrid_original_layout() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("idrid");
     copy_tree(&src, &root);

@@ -118,8 +118,8 @@ fn photograph_and_masks_move_together() {
         for k in 0..36 {
             let (x, y) = (byte(t.image[k], 0) / 16, byte(t.image[k + 36], 1) / 16);
             assert_eq!(byte(t.image[k + 72], 2), 200);
-            for l in 0..NUM_LESIONS {
-                let want = masks[l].get_pixel(x as u32, y as u32)[0];
+            for (l, mask) in masks.iter().enumerate() {
+                let want = mask.get_pixel(x as u32, y as u32)[0];
                 assert_eq!(t.masks[l * 36 + k], want, "tile {i} pixel {k} lesion {l}");
             }
         }
@@ -395,7 +395,10 @@ fn enhancement_and_scale_apply_to_the_photograph() {
     // Half scale: the 10x10 HE square becomes 5x5.
     let half = TileSettings { scale: 0.5, ..base };
     let s = sampler(vec![s], half);
-    assert_eq!((s.index(0).width, s.index(0).pixels[1]), (32, 25));
+    assert_eq!(
+        (s.lesion_index(0).width, s.lesion_index(0).pixels[1]),
+        (32, 25)
+    );
 }
 
 /// A synthetic dataset and a patch store extracted from it (the split's source).

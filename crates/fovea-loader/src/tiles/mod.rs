@@ -219,7 +219,7 @@ impl TileSampler {
     }
 
     /// The lesion index of photograph `k`.
-    pub fn index(&self, k: usize) -> &LesionIndex {
+    pub fn lesion_index(&self, k: usize) -> &LesionIndex {
         &self.index[k]
     }
 
