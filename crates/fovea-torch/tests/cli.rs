@@ -83,9 +83,11 @@ fn export_writes_a_torchscript_file() {
         .unwrap();
     assert_eq!(y.size(), vec![2, 4]);
     // A run folder without a model: one line naming it.
+    let empty = tmp.path().join("empty-run");
+    std::fs::create_dir_all(&empty).unwrap();
     let out = bin()
         .args(["export", "--run"])
-        .arg(tmp.path())
+        .arg(&empty)
         .arg("--out")
         .arg(tmp.path().join("x.pt"))
         .output()
