@@ -78,7 +78,7 @@ fn export_writes_a_torchscript_file() {
     let y = m
         .forward_ts(&[tch::Tensor::rand(
             [2, 3, 64, 64],
-            (tch::Kind::Float, Device::Cpu),
+            (tch::Kind::Float, tch::Device::Cpu),
         )])
         .unwrap();
     assert_eq!(y.size(), vec![2, 4]);
