@@ -26,7 +26,10 @@ fn a_failure_is_one_error_line_and_exit_code_1() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: ") && err.contains("nowhere"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("nowhere"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -100,10 +103,7 @@ fn verbosity_and_threads_reach_fovea_torch() {
         assert!(out.status.success(), "{out:?}");
         std::fs::read_to_string(&args).unwrap().trim().to_string()
     };
-    assert_eq!(
-        run(&["-v", "eval", "--run", "R"]),
-        "-v eval --run R"
-    );
+    assert_eq!(run(&["-v", "eval", "--run", "R"]), "-v eval --run R");
     assert_eq!(
         run(&["-vv", "--threads", "2", "bench", "train", "--steps", "1"]),
         "-vv --threads 2 bench train --steps 1"
@@ -112,5 +112,8 @@ fn verbosity_and_threads_reach_fovea_torch() {
     // Given after the command name, it arrives too.
     let after = run(&["predict", "-v", "x.jpg"]);
     let words: Vec<&str> = after.split(' ').collect();
-    assert!(words.contains(&"-v") && words.ends_with(&["x.jpg"]), "{after}");
+    assert!(
+        words.contains(&"-v") && words.ends_with(&["x.jpg"]),
+        "{after}"
+    );
 }

@@ -7,10 +7,10 @@ use std::process::Command;
 
 use fovea_data::synth::{generate, SynthSettings};
 use fovea_data::Dataset;
+use fovea_loader::{IMAGENET_MEAN, IMAGENET_STD};
 use fovea_metrics::ThresholdsFile;
 use fovea_nn::checkpoint::{save_vars, ModelInfo};
 use fovea_nn::models::{Classifier, ModelKind, Pool};
-use fovea_loader::{IMAGENET_MEAN, IMAGENET_STD};
 use tch::{nn, Device};
 
 fn bin() -> Command {
