@@ -68,7 +68,11 @@ pub fn init_logging(binary: &str, flags: &GlobalArgs) {
         .with_target(false)
         .without_time()
         .try_init();
-    tracing::debug!("{binary} {}: log level {}", env!("CARGO_PKG_VERSION"), flags.level());
+    tracing::debug!(
+        "{binary} {}: log level {}",
+        env!("CARGO_PKG_VERSION"),
+        flags.level()
+    );
 }
 
 /// The error of a command stopped by Ctrl-C. Put it in the error chain (as the error, or

@@ -40,7 +40,5 @@ impl Progress for Bar {
 /// A flag set by Ctrl-C (the first press asks the job to stop cleanly; a second one exits
 /// with 130).
 pub fn interrupt_flag() -> Arc<AtomicBool> {
-    fovea_cli_common::interrupt_flag(
-        "interrupting: finishing the current batch and cleaning up",
-    )
+    fovea_cli_common::interrupt_flag("interrupting: finishing the current batch and cleaning up")
 }

@@ -179,7 +179,11 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(names(dir.path()), ["a.json"]);
         let mode = std::fs::metadata(&p).unwrap().permissions().mode();
-        assert_ne!(mode & 0o044, 0, "readable by others as File::create makes it");
+        assert_ne!(
+            mode & 0o044,
+            0,
+            "readable by others as File::create makes it"
+        );
     }
 
     #[test]

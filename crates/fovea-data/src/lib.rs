@@ -24,8 +24,8 @@ pub use contrast::Enhance;
 pub use dataset::{Dataset, ImageRecord, Layout, Split};
 pub use error::{DataError, Result};
 pub use fov::{count_in_rect, field_of_view, fov_grid, FovGrid, FovSettings};
-pub use io::{load_sample, read_mask, read_rgb, Mask, Sample};
 pub use fsio::{write_atomic, FileError};
+pub use io::{load_sample, read_mask, read_rgb, Mask, Sample};
 pub use lesion::{
     Lesion, CHART_COLOURS, LESIONS, LESION_CODES, LESION_COLUMNS, LESION_NAMES, NUM_LESIONS,
     OVERLAY_COLOURS,

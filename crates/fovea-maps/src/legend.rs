@@ -27,9 +27,7 @@ fn lines(thresholds: [f64; NUM_LESIONS]) -> [String; NUM_LESIONS] {
     std::array::from_fn(|c| {
         format!(
             "{} {}   p \u{2265} {:.2}",
-            LESION_CODES[c],
-            LESION_NAMES[c],
-            thresholds[c]
+            LESION_CODES[c], LESION_NAMES[c], thresholds[c]
         )
     })
 }

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use fovea_metrics::{MetricsCsvRow, LESIONS};
 use fovea_run::{RankingRow, RunDir};
 
-use crate::chart::{Axis, LineChart, Series, LESION_COLOURS, NEUTRAL, SIZE, TRAIN_COLOR, VAL_COLOR};
+use crate::chart::{
+    Axis, LineChart, Series, LESION_COLOURS, NEUTRAL, SIZE, TRAIN_COLOR, VAL_COLOR,
+};
 use crate::error::{ReportError, Result};
 use crate::fsio::write_atomic;
 

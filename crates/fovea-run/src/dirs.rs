@@ -251,7 +251,8 @@ impl MapsDir {
     /// The photographs' folders that hold a `summary.json`, by name. An unreadable `MAPS`
     /// is an error naming it.
     pub fn images(&self) -> Result<Vec<MapDir>> {
-        let rd = std::fs::read_dir(&self.path).map_err(|e| fovea_data::FileError::new(&self.path, e))?;
+        let rd =
+            std::fs::read_dir(&self.path).map_err(|e| fovea_data::FileError::new(&self.path, e))?;
         let mut dirs: Vec<MapDir> = rd
             .flatten()
             .map(|e| MapDir::new(e.path()))
@@ -356,12 +357,21 @@ mod tests {
         assert_eq!(run.metrics_csv(), Path::new("/r/metrics.csv"));
         assert_eq!(run.val_ranking_csv(), Path::new("/r/val_ranking.csv"));
         assert_eq!(run.thresholds(), Path::new("/r/thresholds.json"));
-        assert_eq!(run.model().weights(), Path::new("/r/model/model.safetensors"));
+        assert_eq!(
+            run.model().weights(),
+            Path::new("/r/model/model.safetensors")
+        );
         assert_eq!(run.model().info(), Path::new("/r/model/model.toml"));
-        assert_eq!(run.model().thresholds(), Path::new("/r/model/thresholds.json"));
+        assert_eq!(
+            run.model().thresholds(),
+            Path::new("/r/model/thresholds.json")
+        );
         let ck = run.checkpoint(3);
         assert_eq!(ck.path(), Path::new("/r/checkpoints/epoch-0003"));
-        assert_eq!(ck.state(), Path::new("/r/checkpoints/epoch-0003/state.json"));
+        assert_eq!(
+            ck.state(),
+            Path::new("/r/checkpoints/epoch-0003/state.json")
+        );
         assert_eq!(RunDir::checkpoint_epoch("epoch-0003"), Some(3));
         assert_eq!(RunDir::checkpoint_epoch("epoch-x"), None);
         assert_eq!(run.plot("loss", "svg"), Path::new("/r/plots/loss.svg"));

@@ -47,10 +47,7 @@ pub fn parse_csv<T: DeserializeOwned>(path: &Path, text: &[u8]) -> Result<Vec<T>
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text);
-    let header = reader
-        .headers()
-        .map_err(|e| bad(csv_reason(&e)))?
-        .clone();
+    let header = reader.headers().map_err(|e| bad(csv_reason(&e)))?.clone();
     if header.iter().all(str::is_empty) {
         return Err(bad("empty file: no header line".into()));
     }
@@ -90,12 +87,7 @@ fn csv_reason(e: &csv::Error) -> String {
 }
 
 /// The reason a row did not deserialise: the line, the column and what it needs.
-fn field_reason(
-    e: &csv::Error,
-    header: &StringRecord,
-    record: &StringRecord,
-    line: u64,
-) -> String {
+fn field_reason(e: &csv::Error, header: &StringRecord, record: &StringRecord, line: u64) -> String {
     let csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
         return format!("line {line}: {e}");
     };
@@ -146,7 +138,8 @@ mod tests {
         let r = metrics_row();
         write_csv(&p, METRICS_CSV_HEADER, &[r.clone(), r.clone()]).unwrap();
         // What the hand-joined writer produced: header, then `Display` of every number.
-        let line = "3,val,0.125,0.6666666666666666,0.5,0.25,0,1,0,0.5,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,NaN";
+        let line =
+            "3,val,0.125,0.6666666666666666,0.5,0.25,0,1,0,0.5,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,NaN";
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),
             format!("{METRICS_CSV_HEADER}\n{line}\n{line}\n")
@@ -183,7 +176,10 @@ mod tests {
             "/run/metrics.csv: no column 'loss' in the header"
         );
         let e = parse_csv::<MetricsCsvRow>(p, b"").unwrap_err();
-        assert!(e.to_string().starts_with("/run/metrics.csv: empty file"), "{e}");
+        assert!(
+            e.to_string().starts_with("/run/metrics.csv: empty file"),
+            "{e}"
+        );
         let text = format!("{METRICS_CSV_HEADER}\n1,val\n");
         let e = parse_csv::<MetricsCsvRow>(p, text.as_bytes()).unwrap_err();
         assert_eq!(
@@ -191,7 +187,11 @@ mod tests {
             "/run/metrics.csv: line 2: 2 fields, but the header has 19"
         );
         let e = parse_csv::<MetricsCsvRow>(p, b"epoch,split,loss\n-1,val,0\n").unwrap_err();
-        assert!(e.to_string().contains("line 2: epoch: \"-1\" is not a non-negative integer"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("line 2: epoch: \"-1\" is not a non-negative integer"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -241,8 +241,12 @@ prevalence_ma,prevalence_he,prevalence_ex,prevalence_se\n\
             e.to_string(),
             "/e/predictions.csv: line 2: ma: 2 is not a label 0 or 1"
         );
-        let e = parse_csv::<PredictionRow>(path, format!("{head}3,i,0,0,0,0,0,NaN,0,0\n").as_bytes())
-            .unwrap_err();
-        assert!(e.to_string().contains("p_he: NaN is not a probability"), "{e}");
+        let e =
+            parse_csv::<PredictionRow>(path, format!("{head}3,i,0,0,0,0,0,NaN,0,0\n").as_bytes())
+                .unwrap_err();
+        assert!(
+            e.to_string().contains("p_he: NaN is not a probability"),
+            "{e}"
+        );
     }
 }

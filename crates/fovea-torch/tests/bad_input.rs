@@ -12,8 +12,8 @@ mod maps_and_export {
     use fovea_data::synth::{generate, SynthSettings};
     use fovea_data::{Dataset, Enhance};
     use fovea_nn::checkpoint::{save_vars, ModelInfo};
-    use fovea_nn::models::{Classifier, ModelKind, Pool};
     use fovea_nn::imagenet::{IMAGENET_MEAN, IMAGENET_STD};
+    use fovea_nn::models::{Classifier, ModelKind, Pool};
     use tch::{nn, Device};
 
     /// Patch side of the runs made here.

@@ -26,7 +26,10 @@ fn a_failure_is_one_error_line_and_exit_code_1() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: ") && err.contains("no-run"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("no-run"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -56,5 +59,8 @@ fn verbose_installs_a_debug_subscriber() {
         "{loud}"
     );
     // The error is still the last line, in the same form.
-    assert!(loud.lines().last().unwrap().starts_with("error: "), "{loud}");
+    assert!(
+        loud.lines().last().unwrap().starts_with("error: "),
+        "{loud}"
+    );
 }

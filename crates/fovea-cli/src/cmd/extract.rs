@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
-use fovea_data::{Dataset, Split};
 use fovea_cli_common::Interrupted;
+use fovea_data::{Dataset, Split};
 use fovea_store::output::{prepare_output, OutputKind};
 use fovea_store::{extract, ExtractSettings, StoreError};
 

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use fovea_run::{EvalDir, RunDir};
 use fovea_report::{write_pr_roc, write_report, write_training_curves, ReportInputs};
+use fovea_run::{EvalDir, RunDir};
 use fovea_store::output::{prepare_output, resolve, OutputKind};
 
 #[derive(clap::Args)]

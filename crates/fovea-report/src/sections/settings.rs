@@ -28,7 +28,10 @@ pub fn section(ctx: &Context) -> Section {
         .collect();
     let mut body = format!(
         "<p class=\"note\">Every resolved setting of the run, from <code>{}</code>.</p>",
-        esc(&fovea_run::RunDir::new(&ctx.run).config().display().to_string())
+        esc(&fovea_run::RunDir::new(&ctx.run)
+            .config()
+            .display()
+            .to_string())
     );
     body += &table("settings", &["setting", "value"], &rows);
     if let Some((t, from)) = &ctx.thresholds {
