@@ -8,6 +8,13 @@ use fovea_nn::pretrained::load_pretrained_under;
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
+/// libtorch's generator is global: tests that build models run one at a time, so
+/// `same_seed_same_model` sees no other test's draws between its two builds.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn build(kind: SegEncoder) -> (nn::VarStore, UNet) {
     let vs = nn::VarStore::new(Device::Cpu);
     let m = UNet::new(&vs.root(), kind);
@@ -36,6 +43,7 @@ fn torchvision_trunk(name: &str) -> BTreeMap<String, Vec<i64>> {
 
 #[test]
 fn output_is_four_logits_at_the_input_resolution() {
+    let _serial = serial();
     for kind in [SegEncoder::Small, SegEncoder::Resnet18] {
         let (_vs, m) = build(kind);
         for (h, w) in [(64, 64), (33, 47), (1, 1), (17, 96), (100, 31)] {
@@ -55,6 +63,7 @@ fn output_is_four_logits_at_the_input_resolution() {
 
 #[test]
 fn padding_does_not_change_a_multiple_of_the_stride() {
+    let _serial = serial();
     // A 32x32 input is not padded; a 31x31 one is padded to 32x32 with zeros, so its
     // output equals that of the 32x32 input whose last row and column are zero.
     let (_vs, m) = build(SegEncoder::Small);
@@ -71,6 +80,7 @@ fn padding_does_not_change_a_multiple_of_the_stride() {
 
 #[test]
 fn resnet_encoders_use_torchvision_names() {
+    let _serial = serial();
     for (kind, name, count) in [
         (SegEncoder::Resnet18, "resnet18", 100),
         (SegEncoder::Resnet34, "resnet34", 180),
@@ -105,6 +115,7 @@ fn resnet_encoders_use_torchvision_names() {
 
 #[test]
 fn torchvision_weights_load_into_the_encoder() {
+    let _serial = serial();
     // A torchvision-named state dict (fc and num_batches_tracked included, as saved).
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("resnet18.safetensors");
@@ -143,6 +154,7 @@ fn torchvision_weights_load_into_the_encoder() {
 
 #[test]
 fn gradients_reach_the_first_encoder_convolution() {
+    let _serial = serial();
     for (kind, first) in [
         (SegEncoder::Small, "encoder.stage0.conv1.weight"),
         (SegEncoder::Resnet18, "encoder.conv1.weight"),
@@ -174,6 +186,7 @@ fn gradients_reach_the_first_encoder_convolution() {
 
 #[test]
 fn a_few_steps_fit_a_fixed_batch() {
+    let _serial = serial();
     tch::manual_seed(3);
     let (vs, m) = build(SegEncoder::Small);
     let mut opt = nn::Adam::default().build(&vs, 1e-2).unwrap();
@@ -198,6 +211,7 @@ fn a_few_steps_fit_a_fixed_batch() {
 
 #[test]
 fn same_seed_same_model() {
+    let _serial = serial();
     let run = || {
         tch::manual_seed(7);
         let (vs, m) = build(SegEncoder::Small);
@@ -215,6 +229,7 @@ fn same_seed_same_model() {
 
 #[test]
 fn the_head_starts_at_the_prior() {
+    let _serial = serial();
     // Bias -ln(99): with the encoder's output about zero-mean, sigmoid near 1 %.
     let (vs, _m) = build(SegEncoder::Small);
     let b = vs.variables()["head.bias"].copy();
@@ -241,6 +256,7 @@ fn fill(name: &str, shape: &[i64]) -> Tensor {
 
 #[test]
 fn small_unet_matches_the_pytorch_benchmark_model() {
+    let _serial = serial();
     // Values printed by tests/unet_reference.py (PyTorch 2.13, the model of
     // bench/seg_train_reference.py): shape [2, 4, 48, 32], sum 112.97930908203125,
     // first y[0, 0, 0, :4], last y[1, 3, -1, -3:].

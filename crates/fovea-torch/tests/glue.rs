@@ -14,13 +14,15 @@ fn bin() -> Command {
 fn a_failure_is_one_error_line_and_exit_code_1() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("no-run");
+    // The output lies outside every input, so the one error is the missing run.
+    let elsewhere = tempfile::tempdir().unwrap();
     let out = bin()
         .args(["eval", "--run"])
         .arg(&run)
         .arg("--store")
         .arg(tmp.path())
         .arg("--out")
-        .arg(tmp.path().join("eval"))
+        .arg(elsewhere.path().join("eval"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
