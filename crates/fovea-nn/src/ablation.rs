@@ -121,6 +121,9 @@ pub fn ablate(
     observer: &dyn TrainObserver,
     cancel: &AtomicBool,
 ) -> Result<Vec<AblationRow>> {
+    if a.epochs == 0 {
+        return Err(NnError::setting("epochs", "must be at least 1"));
+    }
     if a.variants.is_empty() || a.seeds.is_empty() {
         return Err(NnError::Usage(
             "ablate: give at least one variant and one seed".into(),

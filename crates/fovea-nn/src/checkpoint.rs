@@ -59,6 +59,11 @@ pub struct TrainState {
     /// The loss scale of mixed-precision training (`amp = "fp16"`).
     #[serde(default)]
     pub scaler: Option<crate::amp::GradScaler>,
+    /// The task's identity of its training data ([`crate::engine::Task::data_id`]; the
+    /// patch classifier: its store's patch size and the SHA-256 of its `index.csv`);
+    /// `--resume` refuses data that changed. Absent in runs written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_id: Option<String>,
 }
 
 /// Header of `RUN/val_ranking.csv`.

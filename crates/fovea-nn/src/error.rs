@@ -68,9 +68,30 @@ pub enum NnError {
     /// `fovea train` without `--resume` into a folder that already holds a run.
     #[error("{} already holds a run: use --resume to continue it, or another --out", run.display())]
     RunExists { run: PathBuf },
-    /// `--resume` with settings that differ from the run's own (`config` is its file).
-    #[error("--resume: {} was trained with other settings (store, seed or model differ)", config.display())]
-    ResumeMismatch { config: PathBuf },
+    /// `--resume` with settings that differ from the run's own (`config` is its file):
+    /// `setting` names the first that differs; only the number of epochs (and the
+    /// threads and loader workers that run them) may change.
+    #[error(
+        "--resume: {} was trained with other settings ({setting} differs; only --epochs may change)",
+        config.display()
+    )]
+    ResumeMismatch { config: PathBuf, setting: String },
+    /// `--resume` on a folder that holds no run to continue.
+    #[error("--resume: {}: {reason}", run.display())]
+    NothingToResume { run: PathBuf, reason: String },
+    /// `--resume` on training data that changed since the run began (e.g. a store
+    /// re-extracted at the same path).
+    #[error(
+        "--resume: the training data changed since {} began ({what}): continuing would mix two datasets; train into another --out",
+        run.display()
+    )]
+    DataChanged { run: PathBuf, what: String },
+    /// `--resume` on a run whose best model so far is broken.
+    #[error(
+        "--resume: {} is broken ({reason}): the best model so far cannot be kept; restore it or train into another --out",
+        path.display()
+    )]
+    BrokenModel { path: PathBuf, reason: String },
     /// Training stopped by the user (Ctrl-C) during `epoch` (1-based).
     #[error(
         "interrupted during epoch {epoch}; `--resume` continues after the last completed epoch"

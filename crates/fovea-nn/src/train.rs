@@ -12,7 +12,7 @@
 //! `thresholds.json`, `model/` (`model.safetensors`, `model.toml`, `thresholds.json`),
 //! `checkpoints/`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -66,7 +66,7 @@ pub fn train(
     let mut task = PatchClassifier::new(settings, store, &mut learner.vs, observer)?;
     write_config(run, settings, &store_dir)?;
     if let Some((epoch, dir)) = &start {
-        learner.resume(*epoch, dir, observer)?;
+        learner.resume(&task, *epoch, dir, observer)?;
     }
     task.start(&learner.vs, run, observer)?;
     learner.fit(&mut task, observer, cancel)
@@ -402,6 +402,37 @@ impl Task for PatchClassifier {
         let text = ThresholdsFile::from(t).to_json_string()?;
         write_file_atomic(&run.join("thresholds.json"), &text)
     }
+
+    /// `RUN/model/` loads as `eval` loads it (model.toml, every weight with its shape,
+    /// thresholds.json), and `RUN/thresholds.json` reads.
+    fn check_best(&self, run: &Path) -> Result<()> {
+        let broken = |path: PathBuf, e: NnError| NnError::BrokenModel {
+            path,
+            reason: e.to_string(),
+        };
+        let dir = run.join("model");
+        crate::inference::load_run_model(run, Device::Cpu).map_err(|e| broken(dir.clone(), e))?;
+        for t in [dir.join("thresholds.json"), run.join("thresholds.json")] {
+            ThresholdsFile::read(&t).map_err(|e| broken(t.clone(), e.into()))?;
+        }
+        Ok(())
+    }
+
+    /// The store's patch size and the SHA-256 of its `index.csv` (every patch's image,
+    /// position, split and labels).
+    fn data_id(&self) -> Result<Option<String>> {
+        use sha2::{Digest, Sha256};
+        let index = self.store.dir.join("index.csv");
+        let bytes = std::fs::read(&index).map_err(|e| NnError::io(&index, e))?;
+        let hash: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Some(format!(
+            "patch size {}, index.csv sha256 {hash}",
+            self.store.settings.patch_size
+        )))
+    }
 }
 
 /// The training pool of the settings: which patches, drawn how.
@@ -414,6 +445,12 @@ fn training_sampler(store: &Store, s: &TrainSettings) -> Result<Sampler> {
         }
         (Some(p), _) => Selection::subset_file(p, n)?,
         (None, Balance::None) => Selection::All,
+        (None, Balance::Report) if !rows.iter().any(|r| r.split == Split::Train && !r.black && r.is_lesion()) => {
+            return Err(NnError::input(
+                &store.dir,
+                "the training split has no lesion patch (no MA, HE, EX or SE label): the report's balancing keeps healthy patches in proportion to lesion ones, so there is nothing to train on",
+            ))
+        }
         (None, Balance::Report) => Selection::Subset {
             subset: report_policy(
                 rows,

@@ -442,7 +442,8 @@ pub fn ablate(a: AblateArgs, threads: Option<usize>) -> Result<()> {
             .with_context(|| format!("--device '{d}' is not cpu, cuda or auto"))?;
     }
     a.context.apply(&mut s)?;
-    s.epochs = a.epochs.max(1);
+    anyhow::ensure!(a.epochs > 0, "--epochs must be at least 1");
+    s.epochs = a.epochs;
     s.validate().map_err(anyhow::Error::msg)?;
     let variants = a
         .variants
@@ -478,7 +479,7 @@ pub fn ablate(a: AblateArgs, threads: Option<usize>) -> Result<()> {
         variants,
         encoders,
         seeds,
-        epochs: a.epochs.max(1),
+        epochs: a.epochs,
     };
     let cancel = cancel_flag();
     let rows = fovea_nn::ablation::ablate(&settings, &a.out, device, &Console::new(), &cancel)

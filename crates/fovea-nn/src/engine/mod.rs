@@ -157,6 +157,19 @@ pub trait Task {
     fn write_best_extras(&self, _run: &Path) -> Result<()> {
         Ok(())
     }
+
+    /// On `--resume` of a run that has kept a best model: checks that what
+    /// [`Task::write_best`] and [`Task::write_best_extras`] wrote is whole
+    /// ([`NnError::BrokenModel`] names what is not).
+    fn check_best(&self, _run: &Path) -> Result<()> {
+        Ok(())
+    }
+
+    /// An identity of the training data (e.g. a hash of the store's index), recorded in
+    /// every checkpoint: `--resume` refuses data whose identity changed.
+    fn data_id(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// Checks the run folder before training, writing nothing; returns the newest checkpoint
@@ -176,19 +189,67 @@ pub fn check_run(
             run: run.to_path_buf(),
         });
     }
-    if resume && saved.exists() {
-        // The resolved settings of the run win over anything given again.
-        let prev = TrainSettings::from_toml_file(&saved)?;
-        if prev.store.as_ref().map(|p| p.canonicalize().ok())
-            != settings.store.as_ref().map(|p| p.canonicalize().ok())
-            || prev.seed != settings.seed
-            || prev.model != settings.model
-            || prev.context.fusion != settings.context.fusion
-        {
-            return Err(NnError::ResumeMismatch { config: saved });
-        }
+    if !resume {
+        return Ok(None);
+    }
+    if !saved.exists() {
+        return Err(NnError::NothingToResume {
+            run: run.to_path_buf(),
+            reason: "no run here (no config.toml); train without --resume to start one".into(),
+        });
+    }
+    if start.is_none() && run.join("metrics.csv").exists() {
+        // Epochs were recorded, but no checkpoint is whole: starting over would rewrite them.
+        return Err(NnError::NothingToResume {
+            run: run.to_path_buf(),
+            reason: "metrics.csv records epochs but no whole checkpoint is left in checkpoints/ (epoch-NNNN/ with its state.json)".into(),
+        });
+    }
+    let prev = TrainSettings::from_toml_file(&saved)?;
+    if let Some(setting) = differing_setting(&prev, settings) {
+        return Err(NnError::ResumeMismatch {
+            config: saved,
+            setting,
+        });
     }
     Ok(start)
+}
+
+/// The first setting (TOML path) in which `b` differs from the run's `a`, apart from what
+/// may change on `--resume`: the number of epochs, and the threads and loader workers that
+/// run them. Stores are compared as absolute paths.
+fn differing_setting(a: &TrainSettings, b: &TrainSettings) -> Option<String> {
+    let norm = |s: &TrainSettings| {
+        let mut s = s.clone();
+        s.epochs = 0;
+        s.threads = 0;
+        s.data.workers = 0;
+        s.store = s.store.map(|p| p.canonicalize().unwrap_or(p));
+        toml::Value::try_from(&s).ok()
+    };
+    first_difference(&norm(a)?, &norm(b)?, "")
+}
+
+fn first_difference(a: &toml::Value, b: &toml::Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (toml::Value::Table(x), toml::Value::Table(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => first_difference(u, v, &p),
+                    _ => Some(p),
+                }
+            })
+        }
+        _ => (a != b).then(|| path.to_string()),
+    }
 }
 
 /// Creates the run folder and writes the resolved settings into it (`RUN/config.toml`,
@@ -242,12 +303,29 @@ impl Learner {
 
     /// Restores weights, optimiser moments and progress from the checkpoint `dir` (after
     /// `epoch` epochs).
-    pub fn resume(&mut self, epoch: usize, dir: &Path, observer: &dyn TrainObserver) -> Result<()> {
+    pub fn resume<T: Task>(
+        &mut self,
+        task: &T,
+        epoch: usize,
+        dir: &Path,
+        observer: &dyn TrainObserver,
+    ) -> Result<()> {
         self.optimiser();
         load_vars(&mut self.vs, &dir.join("model.safetensors"))?;
         let opt_file = dir.join("optimizer.safetensors");
         let named = read_tensors(&opt_file)?;
         self.state = read_state(dir)?;
+        if let (Some(was), Some(now)) = (&self.state.data_id, task.data_id()?) {
+            if *was != now {
+                return Err(NnError::DataChanged {
+                    run: self.run.clone(),
+                    what: format!("recorded {was}, now {now}"),
+                });
+            }
+        }
+        if self.state.best_epoch > 0 {
+            task.check_best(&self.run)?;
+        }
         let step = self.state.optimizer_step;
         self.optimiser().load_state(&named, step, &opt_file)?;
         observer.message(&format!(
@@ -266,6 +344,7 @@ impl Learner {
         cancel: &AtomicBool,
     ) -> Result<TrainState> {
         self.optimiser();
+        self.state.data_id = task.data_id()?;
         let params = self.vs.trainable_variables();
         let mut scaler = self.state.scaler.clone().unwrap_or_default();
         let (epochs, patience) = (self.settings.epochs, self.settings.patience);
