@@ -11,7 +11,7 @@ source scripts/env.sh
 OUT=${1:-out/quickstart}
 cargo build --release -p fovea-cli -p fovea-torch
 F=target/release/fovea
-rm -rf "$OUT/run" "$OUT/maps" "$OUT/eval"
+rm -rf "$OUT/run" "$OUT/maps" "$OUT/eval" "$OUT/subset.csv"
 $F synth --out "$OUT/data" --images 12 --seed 0 --size 768x512 --force
 $F extract --dataset "$OUT/data" --out "$OUT/store" --patch-size 64 --stride 32 \
   --lesion-per-component 1 --seed 0 --force

@@ -198,6 +198,16 @@ pub fn resolve(path: &Path) -> Result<PathBuf, OutputError> {
     }
 }
 
+/// Whether a command that adds its own files to an evaluation folder may do so without
+/// `--force`: `fovea eval` writes `predictions.csv` and `metrics.json`, `fovea eval-maps`
+/// writes `pixel_metrics.json` and `maps/`, and CONTRACTS 4-5 have both write into one
+/// `EVAL`. True when `out` is a folder holding none of `own`; the caller passes it as
+/// `force` to [`prepare_output`], which still refuses a folder that is not an evaluation
+/// folder, so nothing but an evaluation's own files is ever replaced.
+pub fn adds_to_eval(out: &Path, own: &[&str]) -> bool {
+    out.is_dir() && !own.iter().any(|f| out.join(f).exists())
+}
+
 /// Checks that a command may write `out` (see the module doc); `inputs` are every file or
 /// folder the command reads (ones that do not exist are ignored). Deletes nothing.
 pub fn prepare_output(
@@ -440,5 +450,25 @@ mod tests {
         let e =
             prepare_output(&link.join("x.csv"), OutputKind::Subset, true, &[&store]).unwrap_err();
         assert!(matches!(e, OutputError::InsideInput { .. }), "{e}");
+    }
+
+    #[test]
+    fn eval_and_eval_maps_share_one_folder_without_force() {
+        let tmp = tempfile::tempdir().unwrap();
+        let eval = tmp.path().join("eval");
+        std::fs::create_dir(&eval).unwrap();
+        std::fs::write(eval.join("metrics.json"), "{}").unwrap();
+        std::fs::write(eval.join("predictions.csv"), "patch\n").unwrap();
+        // eval-maps may add its files to eval's folder...
+        assert!(adds_to_eval(&eval, &["pixel_metrics.json", "maps"]));
+        prepare_output(&eval, OutputKind::Eval, true, &[]).unwrap();
+        // ...but eval may not silently replace its own.
+        assert!(!adds_to_eval(&eval, &["predictions.csv", "metrics.json"]));
+        // A folder that is not an evaluation is still refused.
+        let other = tmp.path().join("thesis");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join("t.txt"), "thesis").unwrap();
+        assert!(adds_to_eval(&other, &["pixel_metrics.json", "maps"]));
+        assert!(prepare_output(&other, OutputKind::Eval, true, &[]).is_err());
     }
 }

@@ -12,7 +12,7 @@ use fovea_nn::maps::{
     eval_maps, image_id_of, map_photograph, write_maps, MapMode, MapSettings, MapsObserver,
     RunModel,
 };
-use fovea_store::output::{prepare_output, OutputKind};
+use fovea_store::output::{adds_to_eval, prepare_output, OutputKind};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Settings shared by `predict` and `eval-maps`.
@@ -373,7 +373,10 @@ pub fn eval_maps_cmd(a: EvalMapsArgs) -> Result<()> {
     }
     let mut inputs: Vec<&Path> = vec![&a.run, &a.dataset];
     inputs.extend(a.maps_dir.as_deref());
-    prepare_output(&a.out, OutputKind::Eval, a.force, &inputs)?;
+    // eval-maps adds pixel_metrics.json and maps/ to an evaluation folder `fovea eval`
+    // may have written (CONTRACTS 4-5); its own files need --force to be replaced.
+    let force = a.force || adds_to_eval(&a.out, &["pixel_metrics.json", "maps"]);
+    prepare_output(&a.out, OutputKind::Eval, force, &inputs)?;
     let rm = a.maps.load(&a.run)?;
     let console = EvalConsole { bar: tile_bar() };
     let m = eval_maps(

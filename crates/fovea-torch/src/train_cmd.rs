@@ -348,7 +348,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     fovea_store::output::prepare_output(
         &a.out,
         fovea_store::output::OutputKind::Eval,
-        a.force,
+        // `fovea eval-maps` may have written this folder first (CONTRACTS 4-5).
+        a.force || fovea_store::output::adds_to_eval(&a.out, &["predictions.csv", "metrics.json"]),
         &[&a.run, &a.store],
     )?;
     let r = fovea_nn::eval::evaluate(
