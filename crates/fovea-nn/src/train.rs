@@ -64,10 +64,12 @@ pub fn train(
     let start = check_run(run, resume, settings)?;
     let mut learner = Learner::new(run, settings, device);
     let mut task = PatchClassifier::new(settings, store, &mut learner.vs, observer)?;
-    write_config(run, settings, &store_dir)?;
+    // A resume refused by its checkpoint (other data, a broken model) leaves config.toml
+    // as it was: the settings are written only once the run can go on.
     if let Some((epoch, dir)) = &start {
         learner.resume(&task, *epoch, dir, observer)?;
     }
+    write_config(run, settings, &store_dir)?;
     task.start(&learner.vs, run, observer)?;
     learner.fit(&mut task, observer, cancel)
 }

@@ -834,11 +834,14 @@ mod training {
         std::fs::remove_dir_all(tmp.path().join("data")).unwrap();
         let again = synth(7).store(tmp.path());
         assert_eq!(again, store);
+        let config = std::fs::read(run.join("config.toml")).unwrap();
         let o = train(&store, &run, &["--epochs", "2", "--resume"]);
         let err = stderr(&o);
         assert!(!o.status.success(), "{err}");
         assert!(err.contains("training data changed"), "{err}");
         assert_eq!(err.matches("index.csv sha256").count(), 2, "{err}");
+        // The refused resume leaves the run's settings as they were.
+        assert_eq!(std::fs::read(run.join("config.toml")).unwrap(), config);
     }
 
     /// Case 10: `--resume` may change only the number of epochs; another setting is
