@@ -10,7 +10,14 @@ use super::pool::Pool;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-fn conv(vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
+pub(crate) fn conv(
+    vs: nn::Path,
+    c_in: i64,
+    c_out: i64,
+    k: i64,
+    stride: i64,
+    padding: i64,
+) -> nn::Conv2D {
     // torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"), no bias.
     let cfg = nn::ConvConfig {
         stride,
@@ -26,7 +33,7 @@ fn conv(vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) 
     nn::conv2d(vs, c_in, c_out, k, cfg)
 }
 
-fn bn(vs: nn::Path, c: i64) -> nn::BatchNorm {
+pub(crate) fn bn(vs: nn::Path, c: i64) -> nn::BatchNorm {
     // torchvision: weight 1, bias 0.
     let cfg = nn::BatchNormConfig {
         ws_init: nn::Init::Const(1.0),
@@ -37,7 +44,7 @@ fn bn(vs: nn::Path, c: i64) -> nn::BatchNorm {
 
 /// A basic residual block: two 3x3 convolutions with a shortcut.
 #[derive(Debug)]
-struct BasicBlock {
+pub(crate) struct BasicBlock {
     conv1: nn::Conv2D,
     bn1: nn::BatchNorm,
     conv2: nn::Conv2D,
@@ -46,7 +53,7 @@ struct BasicBlock {
 }
 
 impl BasicBlock {
-    fn new(vs: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> Self {
+    pub(crate) fn new(vs: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> Self {
         let downsample = (stride != 1 || c_in != c_out).then(|| {
             (
                 conv(vs / "downsample" / "0", c_in, c_out, 1, stride, 0),
@@ -65,7 +72,7 @@ impl BasicBlock {
     /// In-place ReLUs and residual addition, as torchvision (`ReLU(inplace=True)`,
     /// `out += identity`): no fresh activation-sized tensors for them (batch norm's backward
     /// needs its input, not its output, so overwriting the output is safe).
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    pub(crate) fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut ys = xs.apply(&self.conv1).apply_t(&self.bn1, train);
         let _ = ys.relu_();
         let mut ys = ys.apply(&self.conv2).apply_t(&self.bn2, train);

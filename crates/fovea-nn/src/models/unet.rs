@@ -32,6 +32,9 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+// The ResNet encoders are torchvision's layers, built as the classifier builds them.
+use super::resnet::{bn, conv, BasicBlock};
+
 /// Output channels: MA, HE, EX, SE.
 pub const SEG_CLASSES: i64 = 4;
 /// Prior lesion probability of a pixel that sets the head's initial bias.
@@ -80,30 +83,6 @@ impl SegEncoder {
     }
 }
 
-fn conv(vs: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
-    // torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"), no bias.
-    let cfg = nn::ConvConfig {
-        stride,
-        padding,
-        bias: false,
-        ws_init: nn::Init::Kaiming {
-            dist: nn::init::NormalOrUniform::Normal,
-            fan: nn::init::FanInOut::FanOut,
-            non_linearity: nn::init::NonLinearity::ReLU,
-        },
-        ..Default::default()
-    };
-    nn::conv2d(vs, c_in, c_out, k, cfg)
-}
-
-fn bn(vs: nn::Path, c: i64) -> nn::BatchNorm {
-    let cfg = nn::BatchNormConfig {
-        ws_init: nn::Init::Const(1.0),
-        ..Default::default()
-    };
-    nn::batch_norm2d(vs, c, cfg)
-}
-
 /// Two 3x3 convolution + batch norm + ReLU (`conv1`, `bn1`, `conv2`, `bn2`).
 #[derive(Debug)]
 struct DoubleConv {
@@ -127,46 +106,6 @@ impl DoubleConv {
         let mut ys = xs.apply(&self.conv1).apply_t(&self.bn1, train);
         let _ = ys.relu_();
         let mut ys = ys.apply(&self.conv2).apply_t(&self.bn2, train);
-        let _ = ys.relu_();
-        ys
-    }
-}
-
-/// torchvision's basic residual block.
-#[derive(Debug)]
-struct BasicBlock {
-    body: DoubleConv,
-    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
-}
-
-impl BasicBlock {
-    fn new(vs: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> Self {
-        let downsample = (stride != 1 || c_in != c_out).then(|| {
-            (
-                conv(vs / "downsample" / "0", c_in, c_out, 1, stride, 0),
-                bn(vs / "downsample" / "1", c_out),
-            )
-        });
-        BasicBlock {
-            body: DoubleConv {
-                conv1: conv(vs / "conv1", c_in, c_out, 3, stride, 1),
-                bn1: bn(vs / "bn1", c_out),
-                conv2: conv(vs / "conv2", c_out, c_out, 3, 1, 1),
-                bn2: bn(vs / "bn2", c_out),
-            },
-            downsample,
-        }
-    }
-
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let b = &self.body;
-        let mut ys = xs.apply(&b.conv1).apply_t(&b.bn1, train);
-        let _ = ys.relu_();
-        let mut ys = ys.apply(&b.conv2).apply_t(&b.bn2, train);
-        match &self.downsample {
-            Some((c, n)) => ys += xs.apply(c).apply_t(n, train),
-            None => ys += xs,
-        }
         let _ = ys.relu_();
         ys
     }
