@@ -17,6 +17,8 @@ use fovea_data::Split;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
+use fovea_run::{AblationDir, RunDir};
+
 use crate::checkpoint::{latest_checkpoint, read_state, write_file_atomic};
 use crate::context::{EncoderKind, Fusion};
 use crate::error::{NnError, Result};
@@ -66,7 +68,9 @@ impl AblationRow {
         }
     }
 
-    fn csv_line(&self) -> String {
+    /// The row's fields in `ablation.csv` (4 decimals, seconds to 0.1, `NaN` for no image
+    /// AP), written by the csv crate.
+    fn csv_record(&self) -> Vec<String> {
         let f = |v: f64| format!("{v:.4}");
         let mut cols = vec![
             self.variant.to_string(),
@@ -85,7 +89,7 @@ impl AblationRow {
                 .map(|v| v.map(f).unwrap_or_else(|| "NaN".into())),
         );
         cols.push(format!("{:.1}", self.train_seconds));
-        cols.join(",")
+        cols
     }
 }
 
@@ -109,7 +113,7 @@ pub fn run_dir(out: &Path, variant: Fusion, encoder: EncoderKind, seed: u64) -> 
     } else {
         format!("{variant}-{}-seed{seed}", encoder.as_str())
     };
-    out.join("runs").join(name)
+    AblationDir::new(out).run(&name).path().to_path_buf()
 }
 
 /// Trains and evaluates every missing (variant, seed) into `out`; returns all rows, in
@@ -156,7 +160,8 @@ pub fn ablate(
     }
     for (variant, encoder, seed) in plan {
         let run = run_dir(out, variant, encoder, seed);
-        let row_file = run.join("ablation_row.json");
+        let run_folder = RunDir::new(&run);
+        let row_file = AblationDir::run_row(&run_folder);
         if let Some(mut row) = read_row(&row_file) {
             if row.image_ap.is_none() {
                 // A row from before image-level scoring: add it.
@@ -176,7 +181,7 @@ pub fn ablate(
         s.context.fusion = variant;
         s.context.encoder = encoder;
         if s.context.cache_dir.is_none() {
-            s.context.cache_dir = Some(out.join("global_cache"));
+            s.context.cache_dir = Some(AblationDir::new(out).global_cache());
         }
         if !variant.needs_global() || encoder != encoders[0] {
             // Weights given are the first encoder's; they fit no other.
@@ -191,7 +196,7 @@ pub fn ablate(
             },
             run.display()
         ));
-        let resume = run.join("config.toml").exists();
+        let resume = run_folder.config().exists();
         let state = train(&s, &run, resume, observer, cancel)?;
         let seconds = latest_checkpoint(&run)
             .and_then(|(_, d)| read_state(&d).ok())
@@ -201,7 +206,7 @@ pub fn ablate(
             &run,
             &store,
             Split::Test,
-            &run.join("test"),
+            AblationDir::run_test(&run_folder).path(),
             device,
             s.data.eval_batch_size,
         )?;
@@ -269,13 +274,9 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 /// `ablation.csv` (one row per variant and seed) and `ablation.md` (the same, then the
 /// mean ± standard deviation over seeds per variant).
 pub fn write_tables(out: &Path, rows: &[AblationRow]) -> Result<()> {
-    let mut csv = String::from(ABLATION_CSV_HEADER);
-    csv.push('\n');
-    for r in rows {
-        csv += &r.csv_line();
-        csv.push('\n');
-    }
-    write_file_atomic(&out.join("ablation.csv"), &csv)?;
+    let dir = AblationDir::new(out);
+    let records: Vec<Vec<String>> = rows.iter().map(AblationRow::csv_record).collect();
+    fovea_run::write_csv(&dir.table_csv(), ABLATION_CSV_HEADER, &records)?;
     let mut md = String::from("# Ablation: whole-image context\n\n");
     md += "Test split; F1 at the per-lesion thresholds tuned on validation; AP = average precision.\n\n";
     md += "Image AP: presence of the lesion in a test photograph, scored by the attention-pool head (attention-pool) or the highest patch probability (the others); n/a where every or no test photograph has the lesion.\n\n";
@@ -339,7 +340,7 @@ pub fn write_tables(out: &Path, rows: &[AblationRow]) -> Result<()> {
             }
         );
     }
-    write_file_atomic(&out.join("ablation.md"), &md)
+    write_file_atomic(&dir.table_md(), &md)
 }
 
 #[cfg(test)]

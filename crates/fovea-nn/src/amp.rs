@@ -16,9 +16,11 @@ use tch::{Kind, Tensor};
 /// `amp` setting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Amp {
     /// Float32 throughout.
     #[default]
+    #[cfg_attr(feature = "clap", value(alias = "none"))]
     Off,
     /// CUDA autocast to float16 with dynamic loss scaling.
     Fp16,

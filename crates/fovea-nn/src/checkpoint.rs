@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
+use fovea_run::{CheckpointDir, ModelDir, RunDir};
+
 use crate::error::{NnError, Result};
 use crate::models::{ModelKind, Pool};
 
@@ -66,37 +68,18 @@ pub struct TrainState {
     pub data_id: Option<String>,
 }
 
-/// Header of `RUN/val_ranking.csv`.
-pub const VAL_RANKING_HEADER: &str =
-    "epoch,ap_ma,ap_he,ap_ex,ap_se,auroc_ma,auroc_he,auroc_ex,auroc_se,prevalence_ma,prevalence_he,prevalence_ex,prevalence_se";
-
-/// Writes a folder atomically: `fill` writes into `DIR.partial`, which is then renamed.
+/// Writes a folder atomically ([`fovea_data::fsio::replace_dir_atomic`]): `fill` writes
+/// a fresh temporary folder beside `dir` (its parents are created), which then replaces it.
 pub fn write_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.with_file_name(format!(".{name}.partial"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| NnError::io(&tmp, e))?;
-    if let Err(e) = fill(&tmp) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| NnError::io(parent, e))?;
     }
-    let old = dir.with_file_name(format!(".{name}.old"));
-    let _ = std::fs::remove_dir_all(&old);
-    if dir.exists() {
-        std::fs::rename(dir, &old).map_err(|e| NnError::io(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| NnError::io(dir, e))?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
+    fovea_data::fsio::replace_dir_atomic(dir, fill)
 }
 
-/// Writes text to a file atomically (temporary file, synced, then rename): the store
-/// crate's [`fovea_store::store::write_atomic`].
+/// Writes text to a file atomically ([`fovea_data::fsio::write_atomic`]).
 pub fn write_file_atomic(path: &Path, text: &str) -> Result<()> {
-    Ok(fovea_store::store::write_atomic(path, text.as_bytes())?)
+    Ok(fovea_data::fsio::write_atomic(path, text.as_bytes())?)
 }
 
 /// Saves the variables of `vs` as safetensors.
@@ -143,62 +126,117 @@ pub fn load_vars(vs: &mut nn::VarStore, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The folder of the checkpoint after epoch `epoch` (1-based).
-pub fn checkpoint_dir(run: &Path, epoch: usize) -> PathBuf {
-    run.join("checkpoints").join(format!("epoch-{epoch:04}"))
-}
-
 /// The newest whole checkpoint of a run (a folder with its `state.json`), if any.
 pub fn latest_checkpoint(run: &Path) -> Option<(usize, PathBuf)> {
-    let dir = run.join("checkpoints");
-    let mut best: Option<(usize, PathBuf)> = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(n) = name
-            .strip_prefix("epoch-")
-            .and_then(|n| n.parse::<usize>().ok())
-        else {
-            continue;
-        };
-        if entry.path().join("state.json").is_file() && best.as_ref().is_none_or(|(b, _)| n > *b) {
-            best = Some((n, entry.path()));
-        }
-    }
-    best
+    let run = RunDir::new(run);
+    checkpoint_epochs(&run)
+        .into_iter()
+        .rev()
+        .map(|n| (n, run.checkpoint(n)))
+        .find(|(_, c)| c.state().is_file())
+        .map(|(n, c)| (n, c.path().to_path_buf()))
+}
+
+/// The epochs of the checkpoint folders of `run`, ascending (whole or not).
+fn checkpoint_epochs(run: &RunDir) -> Vec<usize> {
+    let Ok(rd) = std::fs::read_dir(run.checkpoints()) else {
+        return Vec::new();
+    };
+    let mut epochs: Vec<usize> = rd
+        .flatten()
+        .filter_map(|e| RunDir::checkpoint_epoch(&e.file_name().to_string_lossy()))
+        .collect();
+    epochs.sort_unstable();
+    epochs
 }
 
 /// Removes checkpoints older than the newest `keep`.
 pub fn prune_checkpoints(run: &Path, keep: usize) {
-    let dir = run.join("checkpoints");
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    let mut epochs: Vec<usize> = rd
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_prefix("epoch-")
-                .and_then(|n| n.parse().ok())
-        })
-        .collect();
-    epochs.sort_unstable();
+    let run = RunDir::new(run);
+    let epochs = checkpoint_epochs(&run);
     let n = epochs.len();
     for &e in epochs.iter().take(n.saturating_sub(keep.max(1))) {
-        let _ = std::fs::remove_dir_all(checkpoint_dir(run, e));
+        let _ = std::fs::remove_dir_all(run.checkpoint(e).path());
     }
 }
 
 /// Reads `state.json`.
 pub fn read_state(dir: &Path) -> Result<TrainState> {
-    let p = dir.join("state.json");
+    let p = CheckpointDir::new(dir).state();
     let text = std::fs::read_to_string(&p).map_err(|e| NnError::io(&p, e))?;
     serde_json::from_str(&text).map_err(|e| NnError::malformed(&p, e))
 }
 
 /// Reads `model.toml` of a model folder.
 pub fn read_model_info(model_dir: &Path) -> Result<ModelInfo> {
-    let p = model_dir.join("model.toml");
+    let p = ModelDir::new(model_dir).info();
     let text = std::fs::read_to_string(&p).map_err(|e| NnError::io(&p, e))?;
     toml::from_str(&text).map_err(|e| NnError::malformed(&p, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn state() -> TrainState {
+        TrainState {
+            epochs_done: 3,
+            best_metric: 0.25,
+            best_epoch: 2,
+            epochs_without_improvement: 1,
+            optimizer_step: 42,
+            metrics_lines: vec!["1,train,0.5,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0".into()],
+            seconds: 1.5,
+            ranking_lines: vec!["1,0.1,0.2,0.3,0.4,0.5,0.5,0.5,0.5,0.1,0.1,0.1,0.1".into()],
+            scaler: None,
+            data_id: Some("patch size 32, index.csv sha256 00".into()),
+        }
+    }
+
+    /// Writes `bytes` as a checkpoint's `state.json` and reads it back.
+    fn read_bytes(bytes: &[u8]) -> Result<TrainState> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(CheckpointDir::new(dir.path()).state(), bytes).unwrap();
+        read_state(dir.path())
+    }
+
+    #[test]
+    fn state_round_trips_and_older_files_read() {
+        let s = state();
+        let text = serde_json::to_string_pretty(&s).unwrap();
+        assert_eq!(read_bytes(text.as_bytes()).unwrap(), s);
+        // Written before `ranking_lines`, `scaler` and `data_id` existed.
+        let old = r#"{"epochs_done":1,"best_macro_f1":0.1,"best_epoch":1,
+            "epochs_without_improvement":0,"optimizer_step":7,"metrics_lines":[],"seconds":2.0}"#;
+        let o = read_bytes(old.as_bytes()).unwrap();
+        assert_eq!((o.epochs_done, o.data_id.clone()), (1, None));
+        let e = read_bytes(b"{\"epochs_done\": -1}").unwrap_err().to_string();
+        assert!(e.contains("state.json"), "{e}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Random bytes in `state.json`: an error naming the file, never a panic.
+        #[test]
+        fn random_state_json_is_an_error_not_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(e) = read_bytes(&bytes) {
+                prop_assert!(e.to_string().contains("state.json"), "{}", e);
+            }
+        }
+
+        /// A whole `state.json` cut short or with one byte changed: read or refused with
+        /// the file named, never a panic.
+        #[test]
+        fn mutated_state_json_is_an_error_not_a_panic(cut in 0usize..400, at in 0usize..400, byte in any::<u8>()) {
+            let mut text = serde_json::to_vec_pretty(&state()).unwrap();
+            let at = at % text.len();
+            text[at] = byte;
+            text.truncate(cut.min(text.len()));
+            if let Err(e) = read_bytes(&text) {
+                prop_assert!(e.to_string().contains("state.json"), "{}", e);
+            }
+        }
+    }
 }

@@ -6,8 +6,10 @@ use tch::Device;
 /// `--device`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum DeviceChoice {
     Cpu,
+    #[cfg_attr(feature = "clap", value(alias = "gpu"))]
     Cuda,
     /// CUDA when a GPU is visible, else CPU.
     #[default]

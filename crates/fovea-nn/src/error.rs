@@ -25,6 +25,8 @@ pub enum NnError {
     #[error(transparent)]
     Maps(#[from] fovea_maps::MapsError),
     #[error(transparent)]
+    Run(#[from] fovea_run::RunError),
+    #[error(transparent)]
     Torch(#[from] tch::TchError),
     /// A loaded model's weights hold NaN or infinite values.
     #[error(transparent)]
@@ -179,6 +181,15 @@ impl NnError {
     /// A bug.
     pub fn internal(what: impl std::fmt::Display) -> NnError {
         NnError::Internal(what.to_string())
+    }
+}
+
+impl From<fovea_data::FileError> for NnError {
+    fn from(e: fovea_data::FileError) -> Self {
+        NnError::Io {
+            path: e.path,
+            source: e.source,
+        }
     }
 }
 

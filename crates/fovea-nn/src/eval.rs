@@ -3,16 +3,15 @@
 //! `metrics.json` (at 0.5 and at the run's tuned thresholds, with AUROC and AP per lesion),
 //! everything in the latter computable from the former and `thresholds.json`.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
 use fovea_data::Split;
-use fovea_metrics::{build_metrics_report, MetricsReport, ThresholdsFile};
+use fovea_metrics::{build_metrics_report, MetricsReport};
+use fovea_run::{EvalDir, PredictionRow, RunDir};
 use fovea_store::Store;
 use tch::{Device, Tensor};
 
-use crate::checkpoint::write_file_atomic;
 use crate::error::{NnError, Result};
 use crate::inference::{load_run_model, patches_tensor, predict_split, run_store_context};
 
@@ -51,7 +50,7 @@ pub fn evaluate(
             ),
         ));
     }
-    let thresholds = ThresholdsFile::read(&run.join("thresholds.json"))?.to_array();
+    let thresholds = RunDir::new(run).read_thresholds()?.to_array();
     let (ids, truth, probs, _) = predict_split(
         &model,
         gctx.as_ref(),
@@ -71,17 +70,20 @@ pub fn evaluate(
     }
     let report = build_metrics_report(&truth, &probs, thresholds)?;
     std::fs::create_dir_all(out).map_err(|e| NnError::io(out, e))?;
-    let mut csv = String::from("patch,image_id,ma,he,ex,se,p_ma,p_he,p_ex,p_se\n");
-    for ((id, t), p) in ids.iter().zip(&truth).zip(&probs) {
-        let row = &store.rows[*id as usize];
-        let _ = writeln!(
-            csv,
-            "{id},{},{},{},{},{},{},{},{},{}",
-            row.image_id, t[0], t[1], t[2], t[3], p[0], p[1], p[2], p[3]
-        );
-    }
-    write_file_atomic(&out.join("predictions.csv"), &csv)?;
-    write_file_atomic(&out.join("metrics.json"), &report.to_json_string())?;
+    let rows: Vec<PredictionRow> = ids
+        .iter()
+        .zip(&truth)
+        .zip(&probs)
+        .map(|((&patch, &truth), &probs)| PredictionRow {
+            patch,
+            image_id: store.rows[patch as usize].image_id.clone(),
+            truth,
+            probs,
+        })
+        .collect();
+    let out = EvalDir::new(out);
+    out.write_predictions(&rows)?;
+    out.write_metrics(&report)?;
     Ok(report)
 }
 

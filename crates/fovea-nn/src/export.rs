@@ -57,21 +57,17 @@ pub fn export_torchscript(rm: &RunModel, out: &Path) -> Result<u64> {
         ));
     }
     let module = trace(rm)?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model.pt".into());
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| NnError::io(dir, e))?;
-    let tmp = dir.join(format!(".{name}.partial"));
-    module.save(&tmp).map_err(|source| NnError::TensorIo {
-        path: tmp.clone(),
-        source,
+    fovea_data::fsio::write_atomic_via(out, |tmp| {
+        module.save(tmp).map_err(|source| NnError::TensorIo {
+            path: out.to_path_buf(),
+            source,
+        })
     })?;
-    std::fs::rename(&tmp, out).map_err(|e| NnError::io(out, e))?;
     std::fs::metadata(out)
         .map(|m| m.len())
         .map_err(|e| NnError::io(out, e))

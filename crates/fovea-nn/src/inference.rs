@@ -17,6 +17,8 @@ use tch::{Device, Tensor};
 use crate::checkpoint::{load_vars, read_model_info, ModelInfo};
 use crate::context::{BatchContext, ContextSettings, FoveaModel, GlobalContext};
 use crate::error::{NnError, Result};
+use fovea_run::RunDir;
+
 use crate::loss::Loss;
 use crate::settings::TrainSettings;
 
@@ -26,12 +28,12 @@ pub fn load_run_model(
     run: &Path,
     device: Device,
 ) -> Result<(nn::VarStore, FoveaModel, ModelInfo, PathBuf)> {
-    let dir = run.join("model");
-    let info = read_model_info(&dir)?;
+    let dir = RunDir::new(run).model();
+    let info = read_model_info(dir.path())?;
     let mut vs = nn::VarStore::new(device);
     if info.num_classes != 4 {
         return Err(NnError::malformed(
-            dir.join("model.toml"),
+            dir.info(),
             format!(
                 "num_classes = {}, Fovea's models have 4 (MA, HE, EX, SE)",
                 info.num_classes
@@ -39,9 +41,9 @@ pub fn load_run_model(
         ));
     }
     let model = FoveaModel::new(&vs.root(), info.model, info.pool, &info.context);
-    load_vars(&mut vs, &dir.join("model.safetensors"))?;
-    crate::finite::check_finite_weights(&vs, &dir.join("model.safetensors"))?;
-    Ok((vs, model, info, dir))
+    load_vars(&mut vs, &dir.weights())?;
+    crate::finite::check_finite_weights(&vs, &dir.weights())?;
+    Ok((vs, model, info, dir.path().to_path_buf()))
 }
 
 /// The global context of a batch of store patches, for models that read it.
@@ -155,7 +157,8 @@ pub fn run_store_context(
     if !model.needs_context() {
         return Ok(None);
     }
-    let cfg = run.join("config.toml");
+    let run = RunDir::new(run);
+    let cfg = run.config();
     let settings = if cfg.exists() {
         TrainSettings::from_toml_file(&cfg)?.context
     } else {
@@ -164,7 +167,7 @@ pub fn run_store_context(
     let cache = settings
         .cache_dir
         .clone()
-        .unwrap_or_else(|| run.join("global_cache"));
+        .unwrap_or_else(|| run.global_cache());
     store_context(model, vs, store, &settings, &cache, device, &|_: &str| {})
 }
 

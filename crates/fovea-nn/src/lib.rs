@@ -1,13 +1,15 @@
 //! Fovea's deep-learning layer on libtorch (tch-rs).
 //!
-//! - Models: the patch classifiers ([`models`]: ResNet-18 in torchvision's layout, a
-//!   shallow CNN, Swin-T as a whole-image encoder) and their whole-image context parts
-//!   ([`context`]), ImageNet weights ([`pretrained`], [`tensors`]), channels-last layout
-//!   ([`layout`]).
+//! - Models ([`models`]): the patch classifiers (ResNet-18 in torchvision's layout, a
+//!   shallow CNN), Swin-T as a whole-image encoder, the segmentation U-Net; the patch
+//!   classifier's whole-image context parts ([`context`]); ImageNet weights and their
+//!   normalisation ([`pretrained`], [`tensors`], [`imagenet`]), channels-last layout
+//!   ([`layout`]), checks that loaded weights are finite ([`finite`]).
 //! - Training: the engine every model family shares ([`engine`]), the patch classifier as
-//!   its first family ([`train`]), losses ([`loss`]), Adam with savable state ([`optim`]),
-//!   mixed precision ([`amp`]), settings ([`settings`]), run folders and checkpoints
-//!   ([`checkpoint`]).
+//!   its first family ([`train`]), losses ([`loss`]; per-pixel and Dice for segmentation,
+//!   [`seg_loss`]), Adam with savable state ([`optim`]), mixed precision ([`amp`]),
+//!   settings ([`settings`]), the best model and checkpoints ([`checkpoint`]; their file
+//!   names come from `fovea_run`'s run-folder contract).
 //! - Using a trained run: loading it and predicting store splits ([`inference`]),
 //!   `fovea eval` ([`eval`]), lesion maps of photographs ([`dense`], [`maps`]),
 //!   TorchScript export ([`export`]), the whole-image-context ablation ([`ablation`]).

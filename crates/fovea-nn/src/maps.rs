@@ -13,7 +13,8 @@ use fovea_maps::{
     blend, by_lesion, image_probability, overlay, presence, regions, write_png_atomic, Heatmap,
     MapSummary, PixelMetrics, PixelScorer, WindowWeight,
 };
-use fovea_metrics::{ThresholdsFile, DEFAULT_BINS};
+use fovea_metrics::DEFAULT_BINS;
+use fovea_run::RunDir;
 use fovea_store::Store;
 use image::RgbImage;
 use tch::{nn, Device};
@@ -83,7 +84,7 @@ impl RunModel {
     pub fn load(run: &Path, device: Device) -> Result<RunModel> {
         let (vs, mut model, info, _) = load_run_model(run, device)?;
         model.use_channels_last(&vs);
-        let thresholds = ThresholdsFile::read(&run.join("thresholds.json"))?.to_array();
+        let thresholds = RunDir::new(run).read_thresholds()?.to_array();
         Ok(RunModel {
             run: run.to_path_buf(),
             vs,
@@ -230,7 +231,7 @@ pub trait MapsObserver {
 /// The image ids of `split`: from the run's patch store (the split the model was trained
 /// and validated with) when it can be opened, else from the dataset's own split.
 fn split_images(run: &Path, dataset: &Dataset, split: Split) -> Result<BTreeSet<String>> {
-    let cfg = run.join("config.toml");
+    let cfg = RunDir::new(run).config();
     if let Ok(settings) = TrainSettings::from_toml_file(&cfg) {
         if let Some(store_dir) = settings.store {
             if let Ok(store) = Store::open(&store_dir) {

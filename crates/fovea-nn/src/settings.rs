@@ -126,6 +126,7 @@ impl OptimSettings {
 /// How the training set is drawn from the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Balance {
     /// Every non-black training patch, once per epoch.
     None,

@@ -23,6 +23,7 @@ use fovea_metrics::{
     MultiLabelMetrics, ThresholdsFile, METRICS_CSV_HEADER,
 };
 use fovea_store::balance::{report_policy, stratified_sample, weighted_policy};
+use fovea_run::{ModelDir, RankingRow, RunDir, VAL_RANKING_CSV_HEADER};
 use fovea_store::{PatchRow, Store};
 use rand::seq::IndexedRandom;
 use rand::Rng;
@@ -30,7 +31,7 @@ use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use crate::amp::Amp;
-use crate::checkpoint::{save_vars, write_file_atomic, ModelInfo, TrainState, VAL_RANKING_HEADER};
+use crate::checkpoint::{save_vars, write_file_atomic, ModelInfo, TrainState};
 use crate::context::{bag_loss, EncoderKind, FoveaModel, GlobalContext};
 use crate::engine::{
     check_run, derive_seed, write_config, EpochDetail, EpochOutcome, Learner, StepAt, StepOutput,
@@ -209,6 +210,8 @@ fn build_model(
 
 impl Task for PatchClassifier {
     type Batch = fovea_loader::Batch;
+    type MetricsRow = MetricsCsvRow;
+    type RankingRow = RankingRow;
 
     fn metric_name(&self) -> &'static str {
         "validation macro F1"
@@ -219,7 +222,7 @@ impl Task for PatchClassifier {
     }
 
     fn ranking_header(&self) -> &'static str {
-        VAL_RANKING_HEADER
+        VAL_RANKING_CSV_HEADER
     }
 
     /// Global features (after a resume has restored the encoder's weights) and bags.
@@ -229,7 +232,7 @@ impl Task for PatchClassifier {
             .context
             .cache_dir
             .clone()
-            .unwrap_or_else(|| run.join("global_cache"));
+            .unwrap_or_else(|| RunDir::new(run).global_cache());
         self.gctx = store_context(
             &self.model,
             vs,
@@ -315,7 +318,11 @@ impl Task for PatchClassifier {
         })
     }
 
-    fn end_epoch(&mut self, epoch: usize, train_loss: f64) -> Result<EpochOutcome> {
+    fn end_epoch(
+        &mut self,
+        epoch: usize,
+        train_loss: f64,
+    ) -> Result<EpochOutcome<MetricsCsvRow, RankingRow>> {
         let (truth, probs) = (
             std::mem::take(&mut self.truth),
             std::mem::take(&mut self.probs),
@@ -335,25 +342,21 @@ impl Task for PatchClassifier {
         let val_m = multilabel_metrics(&vtruth, &vprobs, [0.5; 4]).map_err(NnError::Validation)?;
         let ranking = ranking_metrics(&vtruth, &vprobs)?;
         self.val = (vtruth, vprobs);
-        let metrics_lines = [("train", train_loss, &train_m), ("val", val_loss, &val_m)]
+        let metrics_rows = [("train", train_loss, &train_m), ("val", val_loss, &val_m)]
             .into_iter()
-            .map(|(split, l, m)| MetricsCsvRow::new(epoch + 1, split, l, m).to_csv_line())
+            .map(|(split, l, m)| MetricsCsvRow::new(epoch + 1, split, l, m))
             .collect();
-        let ranking_line = format!(
-            "{},{}",
-            epoch + 1,
-            ranking
-                .iter()
-                .flatten()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let [ap, auroc, prevalence] = ranking;
         Ok(EpochOutcome {
             metric: val_m.macro_f1,
             val_loss,
-            metrics_lines,
-            ranking_line,
+            metrics_rows,
+            ranking_row: RankingRow {
+                epoch: epoch + 1,
+                ap,
+                auroc,
+                prevalence,
+            },
             detail: EpochDetail::Patches(PatchEpoch {
                 train: train_m,
                 val: val_m,
@@ -388,12 +391,12 @@ impl Task for PatchClassifier {
             context: s.context.spec(),
             enhance: self.store.settings.enhance,
         };
-        save_vars(vs, &dir.join("model.safetensors"))?;
-        let p = dir.join("model.toml");
+        let dir = ModelDir::new(dir);
+        save_vars(vs, &dir.weights())?;
         let text = toml::to_string_pretty(&info)
             .map_err(|e| NnError::internal(format!("model.toml: {e}")))?;
-        std::fs::write(&p, text).map_err(|e| NnError::io(&p, e))?;
-        Ok(ThresholdsFile::from(thresholds).write(&dir.join("thresholds.json"))?)
+        write_file_atomic(&dir.info(), &text)?;
+        Ok(ThresholdsFile::from(thresholds).write(&dir.thresholds())?)
     }
 
     /// `RUN/thresholds.json`, the best model's.
@@ -402,7 +405,7 @@ impl Task for PatchClassifier {
             .thresholds
             .ok_or_else(|| NnError::internal("no thresholds tuned"))?;
         let text = ThresholdsFile::from(t).to_json_string()?;
-        write_file_atomic(&run.join("thresholds.json"), &text)
+        write_file_atomic(&RunDir::new(run).thresholds(), &text)
     }
 
     /// `RUN/model/` loads as `eval` loads it (model.toml, every weight with its shape,
@@ -412,9 +415,11 @@ impl Task for PatchClassifier {
             path,
             reason: e.to_string(),
         };
-        let dir = run.join("model");
-        crate::inference::load_run_model(run, Device::Cpu).map_err(|e| broken(dir.clone(), e))?;
-        for t in [dir.join("thresholds.json"), run.join("thresholds.json")] {
+        let run = RunDir::new(run);
+        let dir = run.model();
+        crate::inference::load_run_model(run.path(), Device::Cpu)
+            .map_err(|e| broken(dir.path().to_path_buf(), e))?;
+        for t in [dir.thresholds(), run.thresholds()] {
             ThresholdsFile::read(&t).map_err(|e| broken(t.clone(), e.into()))?;
         }
         Ok(())
@@ -441,18 +446,26 @@ impl Task for PatchClassifier {
 fn training_sampler(store: &Store, s: &TrainSettings) -> Result<Sampler> {
     let rows = &store.rows;
     let n = rows.len();
+    if !rows
+        .iter()
+        .any(|r| r.split == Split::Train && !r.black && r.is_lesion())
+    {
+        let why = match s.data.balance {
+            Balance::Report => "the report's balancing keeps healthy patches in proportion to lesion ones, so there is nothing to train on",
+            Balance::Weighted => "weighted sampling draws by inverse label frequency, and no label occurs",
+            Balance::None => "a detector trained on healthy patches alone learns nothing",
+        };
+        return Err(NnError::input(
+            &store.dir,
+            format!("the training split has no lesion patch (no MA, HE, EX or SE label): {why}"),
+        ));
+    }
     let selection = match (&s.data.subset, s.data.balance) {
         (Some(p), Balance::Weighted) => {
             Selection::weighted_file(p, n, (s.data.epoch_size > 0).then_some(s.data.epoch_size))?
         }
         (Some(p), _) => Selection::subset_file(p, n)?,
         (None, Balance::None) => Selection::All,
-        (None, Balance::Report) if !rows.iter().any(|r| r.split == Split::Train && !r.black && r.is_lesion()) => {
-            return Err(NnError::input(
-                &store.dir,
-                "the training split has no lesion patch (no MA, HE, EX or SE label): the report's balancing keeps healthy patches in proportion to lesion ones, so there is nothing to train on",
-            ))
-        }
         (None, Balance::Report) => Selection::Subset {
             subset: report_policy(
                 rows,
@@ -533,7 +546,7 @@ fn ranking_metrics(truth: &[[u8; 4]], probs: &[[f32; 4]]) -> Result<[[f64; 4]; 3
 /// The validation ranking line: AP beside prevalence (what a random scorer's AP would be).
 pub fn ranking_line(r: &PatchEpoch) -> String {
     let mut s = String::from("    AP (prevalence):");
-    for (i, name) in ["MA", "HE", "EX", "SE"].iter().enumerate() {
+    for (i, name) in fovea_data::LESION_CODES.iter().enumerate() {
         s += &format!(" {name} {:.3} ({:.3})", r.val_ap[i], r.val_prevalence[i]);
     }
     s
@@ -551,7 +564,7 @@ pub fn epoch_lines(
         "[{tag}] Epoch {epoch}/{epochs} | Loss: {loss:.4} | F1: {:.4} (micro {:.4}) | Hamming: {:.4} | Subset Acc: {:.4}\n",
         m.macro_f1, m.micro_f1, m.hamming, m.subset_acc
     );
-    for (i, name) in ["MA", "HE", "EX", "SE"].iter().enumerate() {
+    for (i, name) in fovea_data::LESION_CODES.iter().enumerate() {
         s += &format!(
             "    {name}: F1 {:.3} | Precision {:.3} | Recall {:.3} | support {}\n",
             m.f1[i], m.precision[i], m.recall[i], m.support[i]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use fovea_data::{read_rgb, Dataset, Split};
-use fovea_nn::checkpoint::{checkpoint_dir, ModelInfo};
+use fovea_nn::checkpoint::ModelInfo;
 use fovea_nn::context::{ContextSpec, FoveaModel, Fusion, GlobalContext};
 use fovea_nn::dense::{dense_window_probs, windowed_probs, DenseSettings};
 use fovea_nn::device::DeviceChoice;
@@ -73,8 +73,8 @@ fn every_variant_trains_reruns_identically_and_evaluates() {
         train(&s, &b, false, &Quiet, &AtomicBool::new(false)).unwrap();
         assert!(
             same_weights(
-                &checkpoint_dir(&a, 2).join("model.safetensors"),
-                &checkpoint_dir(&b, 2).join("model.safetensors")
+                &fovea_run::RunDir::new(&a).checkpoint(2).weights(),
+                &fovea_run::RunDir::new(&b).checkpoint(2).weights()
             ),
             "{fusion}: same seed, other weights"
         );
@@ -190,8 +190,8 @@ fn a_resumed_fused_run_equals_an_uninterrupted_one() {
     let s2 = settings(&st, Fusion::CrossAttention, 2, &cache);
     train(&s2, &cut, true, &Quiet, &AtomicBool::new(false)).unwrap();
     assert!(same_weights(
-        &checkpoint_dir(&full, 2).join("model.safetensors"),
-        &checkpoint_dir(&cut, 2).join("model.safetensors")
+        &fovea_run::RunDir::new(&full).checkpoint(2).weights(),
+        &fovea_run::RunDir::new(&cut).checkpoint(2).weights()
     ));
     // A resume that changes the fusion variant is refused.
     let other = settings(&st, Fusion::Concat, 3, &cache);

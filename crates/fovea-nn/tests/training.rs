@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use fovea_data::Split;
 use fovea_loader::AugmentSettings;
 use fovea_metrics::{build_metrics_report, MetricsReport, ThresholdsFile, METRICS_CSV_HEADER};
-use fovea_nn::checkpoint::checkpoint_dir;
 use fovea_nn::device::DeviceChoice;
 use fovea_nn::models::ModelKind;
 use fovea_nn::settings::{Balance, TrainSettings};
@@ -58,7 +57,7 @@ fn a_small_model_overfits_a_small_store() {
         fovea_nn::models::Pool::Avg,
         &Default::default(),
     );
-    fovea_nn::checkpoint::load_vars(&mut vs, &checkpoint_dir(&run, 40).join("model.safetensors"))
+    fovea_nn::checkpoint::load_vars(&mut vs, &fovea_run::RunDir::new(&run).checkpoint(40).weights())
         .unwrap();
     let (_, truth, probs, _) = fovea_nn::inference::predict_split(
         &model,
@@ -100,8 +99,8 @@ fn reruns_are_identical() {
     assert_eq!(read("a", "metrics.csv"), read("b", "metrics.csv"));
     assert!(read("a", "metrics.csv").starts_with(METRICS_CSV_HEADER));
     assert!(same_weights(
-        &checkpoint_dir(&tmp.path().join("a"), 2).join("model.safetensors"),
-        &checkpoint_dir(&tmp.path().join("b"), 2).join("model.safetensors")
+        &fovea_run::RunDir::new(&tmp.path().join("a")).checkpoint(2).weights(),
+        &fovea_run::RunDir::new(&tmp.path().join("b")).checkpoint(2).weights()
     ));
     // Another seed, another run.
     let mut s2 = s.clone();
@@ -158,7 +157,7 @@ fn resumed_run_equals_uninterrupted_run() {
     };
     let e = train(&s, &cut, false, &obs, &cancel).unwrap_err();
     assert!(matches!(e, NnError::Interrupted { epoch: 3 }), "{e}");
-    assert!(!checkpoint_dir(&cut, 3).exists());
+    assert!(!fovea_run::RunDir::new(&cut).checkpoint(3).path().exists());
     // Starting again without --resume refuses to overwrite the run.
     assert!(matches!(
         train(&s, &cut, false, &Quiet, &AtomicBool::new(false)),
@@ -167,8 +166,8 @@ fn resumed_run_equals_uninterrupted_run() {
     let state = train(&s, &cut, true, &Quiet, &AtomicBool::new(false)).unwrap();
     assert_eq!(state.epochs_done, 3);
     assert!(same_weights(
-        &checkpoint_dir(&full, 3).join("model.safetensors"),
-        &checkpoint_dir(&cut, 3).join("model.safetensors")
+        &fovea_run::RunDir::new(&full).checkpoint(3).weights(),
+        &fovea_run::RunDir::new(&cut).checkpoint(3).weights()
     ));
     let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
     assert_eq!(read(&full, "metrics.csv"), read(&cut, "metrics.csv"));
@@ -177,7 +176,7 @@ fn resumed_run_equals_uninterrupted_run() {
         read(&cut, "thresholds.json")
     );
     // A half-written checkpoint (no state.json) is never taken for a whole one.
-    std::fs::create_dir_all(checkpoint_dir(&cut, 9)).unwrap();
+    std::fs::create_dir_all(fovea_run::RunDir::new(&cut).checkpoint(9).path().to_path_buf()).unwrap();
     assert_eq!(fovea_nn::checkpoint::latest_checkpoint(&cut).unwrap().0, 3);
 }
 

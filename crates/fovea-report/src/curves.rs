@@ -1,8 +1,9 @@
 //! Training curves of a run, from `RUN/metrics.csv` (and `RUN/val_ranking.csv` when it
 //! exists): loss, macro F1, F1 per lesion (train dashed, validation solid) and validation
 //! AP per lesion beside its prevalence (dotted), each written as `RUN/plots/NAME.png` and
-//! `RUN/plots/NAME.svg`. The training loop calls [`write_training_curves`] after every
-//! epoch; one epoch already gives readable plots (every point has a dot).
+//! `RUN/plots/NAME.svg`. Whoever runs a training calls [`write_training_curves`] after
+//! every epoch (`fovea train`'s console observer in fovea-torch; the training engine
+//! itself draws nothing); one epoch already gives readable plots (every point has a dot).
 
 use std::path::{Path, PathBuf};
 

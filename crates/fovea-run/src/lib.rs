@@ -20,4 +20,4 @@ pub use dirs::{AblationDir, CheckpointDir, EvalDir, MapDir, MapsDir, ModelDir, R
 pub use error::{Result, RunError};
 pub use fovea_metrics::{MetricsCsvRow, METRICS_CSV_HEADER};
 pub use rows::{PredictionRow, RankingRow, PREDICTIONS_CSV_HEADER, VAL_RANKING_CSV_HEADER};
-pub use table::{read_csv, write_csv};
+pub use table::{parse_lines, read_csv, to_line, write_csv};

@@ -32,6 +32,31 @@ pub fn write_csv<T: Serialize>(path: &Path, header: &str, rows: &[T]) -> Result<
     Ok(())
 }
 
+/// One row as [`write_csv`] writes it, without the line end (for a table kept as lines,
+/// e.g. in a training checkpoint's `state.json`).
+pub fn to_line<T: Serialize>(row: &T) -> std::result::Result<String, csv::Error> {
+    let mut csv = csv::WriterBuilder::new()
+        .has_headers(false)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    csv.serialize(row)?;
+    let bytes = csv.into_inner().map_err(|e| e.into_error())?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
+}
+
+/// Rows kept as lines (made by [`to_line`]) under `header`; `path` is the file they were
+/// read from, named in errors.
+pub fn parse_lines<T: DeserializeOwned>(path: &Path, header: &str, lines: &[String]) -> Result<Vec<T>> {
+    let mut text = String::from(header);
+    for l in lines {
+        text.push('\n');
+        text += l;
+    }
+    text.push('\n');
+    parse_csv(path, text.as_bytes())
+}
+
 /// Reads every row of the CSV file at `path`.
 pub fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let text = std::fs::read(path).map_err(|e| fovea_data::FileError::new(path, e))?;
@@ -248,5 +273,46 @@ prevalence_ma,prevalence_he,prevalence_ex,prevalence_se\n\
             e.to_string().contains("p_he: NaN is not a probability"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn lines_round_trip_to_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = vec![metrics_row(), metrics_row()];
+        let lines: Vec<String> = rows.iter().map(|r| to_line(r).unwrap()).collect();
+        assert!(lines.iter().all(|l| !l.contains('\n') && l.starts_with("3,val,")));
+        let back: Vec<MetricsCsvRow> =
+            parse_lines(Path::new("state.json"), METRICS_CSV_HEADER, &lines).unwrap();
+        let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+        write_csv(&a, METRICS_CSV_HEADER, &rows).unwrap();
+        write_csv(&b, METRICS_CSV_HEADER, &back).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        let mut bad = lines.clone();
+        bad[1] = "3,val,x".into();
+        let e = parse_lines::<MetricsCsvRow>(Path::new("state.json"), METRICS_CSV_HEADER, &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("state.json: line 3"), "{e}");
+    }
+
+    /// Issue 15 case 14 for `predictions.csv`: an image id with a comma or a quote is
+    /// quoted (pandas reads it back) and reads back the same.
+    #[test]
+    fn prediction_ids_with_commas_and_quotes_are_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("predictions.csv");
+        let row = PredictionRow {
+            patch: 1,
+            image_id: "eye,left \"b\"".into(),
+            truth: [0, 1, 0, 0],
+            probs: [0.5, 0.25, 0.0, 1.0],
+        };
+        write_csv(&p, PREDICTIONS_CSV_HEADER, std::slice::from_ref(&row)).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.ends_with("\n1,\"eye,left \"\"b\"\"\",0,1,0,0,0.5,0.25,0,1\n"),
+            "{text}"
+        );
+        assert_eq!(read_csv::<PredictionRow>(&p).unwrap(), vec![row]);
     }
 }

@@ -29,7 +29,7 @@ pub struct MapArgs {
     cell: u32,
     /// How overlapping windows are blended: hann, gaussian[:SIGMA] or flat.
     #[arg(long, default_value = "hann")]
-    blend: String,
+    blend: WindowWeight,
     /// Classify every window alone instead of reading windows off a shared feature map
     /// (slower; the reference the dense maps are checked against).
     #[arg(long)]
@@ -47,16 +47,13 @@ pub struct MapArgs {
     #[arg(long, default_value_t = 1600)]
     overlay_width: u32,
     /// cpu, cuda or auto.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
 }
 
 impl MapArgs {
     fn settings(&self) -> Result<MapSettings> {
-        let weight: WindowWeight = self
-            .blend
-            .parse()
-            .map_err(|e| anyhow::anyhow!("--blend '{}': {e}", self.blend))?;
+        let weight = self.blend;
         Ok(MapSettings {
             stride: self.stride.unwrap_or(0),
             cell: self.cell,
@@ -74,8 +71,8 @@ impl MapArgs {
     }
 
     fn load(&self, run: &std::path::Path) -> Result<RunModel> {
-        let device = DeviceChoice::parse(&self.device)
-            .with_context(|| format!("--device '{}' is not cpu, cuda or auto", self.device))?
+        let device = self
+            .device
             .resolve()
             .map_err(anyhow::Error::msg)?;
         RunModel::load(run, device).map_err(anyhow::Error::msg)
@@ -269,16 +266,17 @@ pub fn predict(a: PredictArgs) -> Result<()> {
             write_maps(&tmp.join(&id), &m, &rgb, rm.thresholds, s.overlay_width)
                 .map_err(anyhow::Error::msg)?;
             let p = &m.summary.image_probability;
+            let probs: Vec<String> = fovea_data::LESION_CODES
+                .iter()
+                .map(|c| format!("P({c}) {:.2}", p[*c]))
+                .collect();
             bar.suspend(|| {
                 println!(
-                    "{id}: {}x{} in {:.1}s | P(MA) {:.2} P(HE) {:.2} P(EX) {:.2} P(SE) {:.2} | {} regions",
+                    "{id}: {}x{} in {:.1}s | {} | {} regions",
                     m.summary.width,
                     m.summary.height,
                     m.summary.seconds,
-                    p["MA"],
-                    p["HE"],
-                    p["EX"],
-                    p["SE"],
+                    probs.join(" "),
                     m.summary.regions.len()
                 )
             });
@@ -398,7 +396,7 @@ pub fn eval_maps_cmd(a: EvalMapsArgs) -> Result<()> {
         "{:<8}{:>10}{:>10}{:>16}{:>14}{:>14}",
         "lesion", "AUPR", "AUROC", "challenge best", "image AUROC", "image F1"
     );
-    for (i, name) in ["MA", "HE", "EX", "SE"].iter().enumerate() {
+    for (i, name) in fovea_data::LESION_CODES.iter().enumerate() {
         let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
         println!(
             "{name:<8}{:>10.3}{:>10}{:>16.3}{:>14}{:>14.3}",
@@ -523,7 +521,7 @@ fn export_description(rm: &RunModel, out: &Path) -> serde_json::Value {
         "output": {
             "shape": ["N", 4],
             "kind": "logits",
-            "lesions": ["MA", "HE", "EX", "SE"],
+            "lesions": fovea_data::LESION_CODES,
             "probabilities": "sigmoid(logits)",
         },
         "thresholds": fovea_maps::by_lesion(rm.thresholds),

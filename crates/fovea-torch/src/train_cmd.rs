@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use fovea_data::Split;
 use fovea_nn::context::{EncoderKind, Fusion};
 use fovea_nn::device::DeviceChoice;
@@ -32,19 +32,19 @@ pub struct TrainArgs {
     #[arg(long)]
     resume: bool,
     /// resnet18 (torchvision layout) or cnn (the report's shallow baseline) [default: resnet18].
-    #[arg(long)]
-    model: Option<String>,
+    #[arg(long, value_enum)]
+    model: Option<ModelKind>,
     /// Mixed precision on CUDA: off or fp16 (autocast, dynamic loss scaling) [default: off].
-    #[arg(long)]
-    amp: Option<String>,
+    #[arg(long, value_enum)]
+    amp: Option<fovea_nn::amp::Amp>,
     /// Lay weights and input out channels-last (NHWC): same values, faster CPU
     /// convolutions (ResNet-18 training 3-9 % faster here) [default: true].
     #[arg(long, value_name = "BOOL")]
     channels_last: Option<bool>,
     /// Global pooling before the classifier: avg (torchvision's) or max (keeps the signal
     /// of lesions of a few pixels) [default: avg].
-    #[arg(long)]
-    pool: Option<String>,
+    #[arg(long, value_enum)]
+    pool: Option<fovea_nn::models::Pool>,
     /// torchvision ResNet-18 ImageNet weights (.pth/.pt/.safetensors); fc is replaced.
     #[arg(long, value_name = "FILE")]
     pretrained: Option<PathBuf>,
@@ -61,8 +61,8 @@ pub struct TrainArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// none, report (drop black, undersample lesions, 2x healthy) or weighted [default: report].
-    #[arg(long)]
-    balance: Option<String>,
+    #[arg(long, value_enum)]
+    balance: Option<Balance>,
     /// A subset file from `fovea balance` to train on.
     #[arg(long, value_name = "FILE")]
     subset: Option<PathBuf>,
@@ -77,8 +77,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     val_size: Option<usize>,
     /// cpu, cuda or auto [default: auto].
-    #[arg(long)]
-    device: Option<String>,
+    #[arg(long, value_enum)]
+    device: Option<DeviceChoice>,
     #[command(flatten)]
     context: ContextArgs,
 }
@@ -91,11 +91,11 @@ pub struct ContextArgs {
     /// cross-attention (the patch queries the photograph's feature-map tokens) or
     /// attention-pool (gated-attention pooling over a photograph's patches for image-level
     /// presence, trained jointly) [default: patch].
-    #[arg(long)]
-    fusion: Option<String>,
+    #[arg(long, value_enum)]
+    fusion: Option<Fusion>,
     /// Whole-image encoder: resnet18 or swin-t (torchvision's swin_t layout) [default: resnet18].
-    #[arg(long, value_name = "NAME")]
-    global_encoder: Option<String>,
+    #[arg(long, value_name = "NAME", value_enum)]
+    global_encoder: Option<EncoderKind>,
     /// Side the field of view is downscaled to for the global encoder, a multiple of 32
     /// [default: 512].
     #[arg(long, value_name = "PX")]
@@ -117,14 +117,11 @@ pub struct ContextArgs {
 impl ContextArgs {
     pub fn apply(&self, s: &mut TrainSettings) -> Result<()> {
         let c = &mut s.context;
-        if let Some(f) = &self.fusion {
-            c.fusion = Fusion::parse(f).with_context(|| {
-                format!("--fusion '{f}' is not patch, concat, cross-attention or attention-pool")
-            })?;
+        if let Some(f) = self.fusion {
+            c.fusion = f;
         }
-        if let Some(e) = &self.global_encoder {
-            c.encoder = EncoderKind::parse(e)
-                .with_context(|| format!("--global-encoder '{e}' is not resnet18 or swin-t"))?;
+        if let Some(e) = self.global_encoder {
+            c.encoder = e;
         }
         if let Some(v) = self.global_size {
             c.input_size = v;
@@ -153,20 +150,17 @@ fn resolve(a: &TrainArgs, threads: Option<usize>) -> Result<TrainSettings> {
     if let Some(v) = &a.store {
         s.store = Some(v.clone());
     }
-    if let Some(m) = &a.model {
-        s.model =
-            ModelKind::parse(m).with_context(|| format!("--model '{m}' is not resnet18 or cnn"))?;
+    if let Some(m) = a.model {
+        s.model = m;
     }
-    if let Some(m) = &a.amp {
-        s.amp = fovea_nn::amp::Amp::parse(m)
-            .with_context(|| format!("--amp '{m}' is not off or fp16"))?;
+    if let Some(m) = a.amp {
+        s.amp = m;
     }
     if let Some(v) = a.channels_last {
         s.channels_last = v;
     }
-    if let Some(p) = &a.pool {
-        s.pool = fovea_nn::models::Pool::parse(p)
-            .with_context(|| format!("--pool '{p}' is not avg or max"))?;
+    if let Some(p) = a.pool {
+        s.pool = p;
     }
     if let Some(v) = &a.pretrained {
         s.pretrained = Some(v.clone());
@@ -186,20 +180,14 @@ fn resolve(a: &TrainArgs, threads: Option<usize>) -> Result<TrainSettings> {
     set!(a.patience => s.patience);
     set!(a.val_size => s.data.val_size);
     set!(threads => s.threads);
-    if let Some(b) = &a.balance {
-        s.data.balance = match b.as_str() {
-            "none" => Balance::None,
-            "report" => Balance::Report,
-            "weighted" => Balance::Weighted,
-            _ => anyhow::bail!("--balance '{b}' is not none, report or weighted"),
-        };
+    if let Some(b) = a.balance {
+        s.data.balance = b;
     }
     if let Some(v) = &a.subset {
         s.data.subset = Some(v.clone());
     }
-    if let Some(d) = &a.device {
-        s.device = DeviceChoice::parse(d)
-            .with_context(|| format!("--device '{d}' is not cpu, cuda or auto"))?;
+    if let Some(d) = a.device {
+        s.device = d;
     }
     a.context.apply(&mut s)?;
     s.validate().map_err(anyhow::Error::msg)?;
@@ -321,14 +309,14 @@ pub struct EvalArgs {
     #[arg(long)]
     store: PathBuf,
     /// val or test.
-    #[arg(long, default_value = "test")]
-    split: String,
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    split: Split,
     /// Output folder (predictions.csv, metrics.json).
     #[arg(long)]
     out: PathBuf,
     /// cpu, cuda or auto.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
     /// Write into an existing evaluation folder at --out (only one made by `fovea eval` or
     /// `fovea eval-maps`), replacing its predictions.csv and metrics.json.
     #[arg(long)]
@@ -339,10 +327,9 @@ pub struct EvalArgs {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let split = Split::parse(&a.split)
-        .with_context(|| format!("--split '{}' is not train, val or test", a.split))?;
-    let device = DeviceChoice::parse(&a.device)
-        .with_context(|| format!("--device '{}' is not cpu, cuda or auto", a.device))?
+    let split = a.split;
+    let device = a
+        .device
         .resolve()
         .map_err(anyhow::Error::msg)?;
     fovea_store::output::prepare_output(
@@ -365,7 +352,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         "{:<10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
         "lesion", "F1@0.5", "P@0.5", "R@0.5", "F1@tuned", "AUROC", "AP"
     );
-    for (i, name) in ["MA", "HE", "EX", "SE"].iter().enumerate() {
+    for (i, name) in fovea_data::LESION_CODES.iter().enumerate() {
         let au = r.auroc[i]
             .map(|v| format!("{v:.3}"))
             .unwrap_or_else(|| "n/a".into());
@@ -395,18 +382,23 @@ pub struct AblateArgs {
     #[arg(long)]
     out: PathBuf,
     /// Comma-separated fusion variants.
-    #[arg(long, default_value = "patch,concat,cross-attention,attention-pool")]
-    variants: String,
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "patch,concat,cross-attention,attention-pool"
+    )]
+    variants: Vec<Fusion>,
     /// Epochs of every run.
     #[arg(long, default_value_t = 5)]
     epochs: usize,
     /// Comma-separated global encoders (resnet18, swin-t) for the variants that read one
     /// (concat, cross-attention) [default: --global-encoder's].
-    #[arg(long)]
-    encoders: Option<String>,
+    #[arg(long, value_enum, value_delimiter = ',')]
+    encoders: Option<Vec<EncoderKind>>,
     /// Comma-separated seeds; each variant is trained once per seed.
-    #[arg(long, default_value = "1,2")]
-    seeds: String,
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    seeds: Vec<u64>,
     /// TOML training settings shared by every run (see configs/); the flags below override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -417,8 +409,8 @@ pub struct AblateArgs {
     #[arg(long, value_name = "N")]
     val_size: Option<usize>,
     /// cpu, cuda or auto [default: auto].
-    #[arg(long)]
-    device: Option<String>,
+    #[arg(long, value_enum)]
+    device: Option<DeviceChoice>,
     #[command(flatten)]
     context: ContextArgs,
 }
@@ -438,42 +430,16 @@ pub fn ablate(a: AblateArgs, threads: Option<usize>) -> Result<()> {
     if let Some(v) = threads {
         s.threads = v;
     }
-    if let Some(d) = &a.device {
-        s.device = DeviceChoice::parse(d)
-            .with_context(|| format!("--device '{d}' is not cpu, cuda or auto"))?;
+    if let Some(d) = a.device {
+        s.device = d;
     }
     a.context.apply(&mut s)?;
     anyhow::ensure!(a.epochs > 0, "--epochs must be at least 1");
     s.epochs = a.epochs;
     s.validate().map_err(anyhow::Error::msg)?;
-    let variants = a
-        .variants
-        .split(',')
-        .map(|v| {
-            Fusion::parse(v.trim()).with_context(|| {
-                format!("--variants: '{v}' is not patch, concat, cross-attention or attention-pool")
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let seeds = a
-        .seeds
-        .split(',')
-        .map(|v| {
-            v.trim()
-                .parse::<u64>()
-                .with_context(|| format!("--seeds: '{v}' is not a whole number"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let encoders = match &a.encoders {
-        None => vec![s.context.encoder],
-        Some(list) => list
-            .split(',')
-            .map(|e| {
-                EncoderKind::parse(e.trim())
-                    .with_context(|| format!("--encoders: '{e}' is not resnet18 or swin-t"))
-            })
-            .collect::<Result<Vec<_>>>()?,
-    };
+    let variants = a.variants.clone();
+    let seeds = a.seeds.clone();
+    let encoders = a.encoders.clone().unwrap_or_else(|| vec![s.context.encoder]);
     let device = s.device.resolve().map_err(anyhow::Error::msg)?;
     let settings = fovea_nn::ablation::AblationSettings {
         base: s,

@@ -954,17 +954,24 @@ mod training {
     }
 
     /// Cases 22 and 21: a store whose training split has no lesion patch is refused
-    /// saying so, and leaves no `RUN/config.toml`.
+    /// saying so, whatever the balancing, and leaves no `RUN/config.toml`.
     #[test]
     fn training_split_without_lesions_is_named() {
         let tmp = fovea_testkit::tempdir().unwrap();
         let store = synth(0).store(tmp.path());
         clear_training_lesions(&store);
-        let run = tmp.path().join("run");
-        let o = train(&store, &run, &["--epochs", "1"]);
-        let err = stderr(&o);
-        assert!(!o.status.success(), "{err}");
-        assert!(err.contains("training split has no lesion patch"), "{err}");
-        assert!(!run.join("config.toml").exists());
+        for (balance, why) in [
+            ("report", "nothing to train on"),
+            ("weighted", "no label occurs"),
+            ("none", "healthy patches alone"),
+        ] {
+            let run = tmp.path().join(format!("run-{balance}"));
+            let o = train(&store, &run, &["--epochs", "1", "--balance", balance]);
+            let err = stderr(&o);
+            assert!(!o.status.success(), "{balance}: {err}");
+            assert!(err.contains("training split has no lesion patch"), "{balance}: {err}");
+            assert!(err.contains(why), "{balance}: {err}");
+            assert!(!run.join("config.toml").exists(), "{balance}");
+        }
     }
 }

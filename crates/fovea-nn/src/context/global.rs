@@ -18,9 +18,7 @@
 //! settings, field-of-view settings and every weight; a cache entry that cannot be read or
 //! has the wrong shapes is recomputed (and rewritten) rather than trusted.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use fovea_data::fov::{fov_grid, FovSettings};
@@ -54,11 +52,11 @@ pub struct GlobalContext {
 
 /// The cache key of an encoder and its input settings.
 pub fn cache_key(model: &FoveaModel, vs: &nn::VarStore, fov: &FovSettings) -> String {
-    let mut h = DefaultHasher::new();
-    model.spec.encoder.as_str().hash(&mut h);
-    model.spec.input_size.hash(&mut h);
-    fov.red_threshold.to_bits().hash(&mut h);
-    fov.block.hash(&mut h);
+    let mut h = fovea_data::hash::ContentHash::new();
+    h.str(model.spec.encoder.as_str())
+        .u64(model.spec.input_size as u64)
+        .f32(fov.red_threshold)
+        .u64(fov.block as u64);
     let mut vars: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
@@ -66,23 +64,21 @@ pub fn cache_key(model: &FoveaModel, vs: &nn::VarStore, fov: &FovSettings) -> St
         .collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, t) in vars {
-        name.hash(&mut h);
+        h.str(&name);
         let flat = t
             .to_kind(Kind::Float)
             .to_device(Device::Cpu)
             .contiguous()
             .view([-1]);
         if let Ok(v) = Vec::<f32>::try_from(&flat) {
-            for x in v {
-                x.to_bits().hash(&mut h);
-            }
+            h.f32s(&v);
         }
     }
     format!(
-        "{}-{}-{:016x}",
+        "{}-{}-{}",
         model.spec.encoder.as_str(),
         model.spec.input_size,
-        h.finish()
+        h.hex(16)
     )
 }
 
@@ -134,21 +130,21 @@ fn write_entry(path: &Path, e: &Entry) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|err| NnError::io(dir, err))?;
     let frame = Tensor::from_slice(&[e.frame.x0, e.frame.y0, e.frame.side]);
     let mask = e.mask.to_kind(Kind::Uint8);
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    Tensor::write_safetensors(
-        &[
-            ("pooled", &e.pooled),
-            ("tokens", &e.tokens),
-            ("mask", &mask),
-            ("frame", &frame),
-        ],
-        &tmp,
-    )
-    .map_err(|source| NnError::TensorIo {
-        path: tmp.clone(),
-        source,
-    })?;
-    std::fs::rename(&tmp, path).map_err(|err| NnError::io(path, err))
+    fovea_data::fsio::write_atomic_via(path, |tmp| {
+        Tensor::write_safetensors(
+            &[
+                ("pooled", &e.pooled),
+                ("tokens", &e.tokens),
+                ("mask", &mask),
+                ("frame", &frame),
+            ],
+            tmp,
+        )
+        .map_err(|source| NnError::TensorIo {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
 }
 
 /// Decodes a photograph and prepares what the encoder needs from it.

@@ -12,6 +12,7 @@ use crate::models::resnet::RESNET18_FEATURES;
 /// How patch and photograph are combined.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Fusion {
     #[default]
     Patch,
@@ -56,6 +57,7 @@ impl std::fmt::Display for Fusion {
 /// The whole-image encoder's architecture.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum EncoderKind {
     #[default]
     Resnet18,

@@ -45,9 +45,13 @@ use std::time::Instant;
 use tch::{nn, Device, Tensor};
 
 use crate::amp::{Amp, GradScaler};
+use fovea_run::{CheckpointDir, RunDir};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::checkpoint::{
-    checkpoint_dir, latest_checkpoint, load_vars, prune_checkpoints, read_state, save_vars,
-    write_dir_atomic, write_file_atomic, TrainState,
+    latest_checkpoint, load_vars, prune_checkpoints, read_state, save_vars, write_dir_atomic,
+    write_file_atomic, TrainState,
 };
 use crate::error::{NnError, Result};
 use crate::optim::Adam;
@@ -86,16 +90,17 @@ pub struct StepOutput {
     pub samples: usize,
 }
 
-/// What an epoch's validation found.
-pub struct EpochOutcome {
+/// What an epoch's validation found; `M` and `R` are the task's rows of `metrics.csv`
+/// and `val_ranking.csv`.
+pub struct EpochOutcome<M, R> {
     /// The validation metric the best model is chosen by (higher is better).
     pub metric: f64,
     /// Mean validation loss.
     pub val_loss: f64,
-    /// This epoch's rows of `metrics.csv` (without the header).
-    pub metrics_lines: Vec<String>,
+    /// This epoch's rows of `metrics.csv`.
+    pub metrics_rows: Vec<M>,
     /// This epoch's row of `val_ranking.csv`.
-    pub ranking_line: String,
+    pub ranking_row: R,
     /// The console report.
     pub detail: EpochDetail,
 }
@@ -104,6 +109,10 @@ pub struct EpochOutcome {
 pub trait Task {
     /// A training batch as the task's data pipeline yields it.
     type Batch: 'static;
+    /// A row of `metrics.csv` and of `val_ranking.csv` (written with the csv crate under
+    /// [`Task::metrics_header`] / [`Task::ranking_header`], kept in checkpoints as lines).
+    type MetricsRow: Serialize + DeserializeOwned;
+    type RankingRow: Serialize + DeserializeOwned;
 
     /// The validation metric, for messages ("validation macro F1").
     fn metric_name(&self) -> &'static str;
@@ -139,7 +148,11 @@ pub trait Task {
 
     /// After the training batches of `epoch`: the training metrics of what
     /// [`Task::train_step`] recorded (mean loss `train_loss`), then validation.
-    fn end_epoch(&mut self, epoch: usize, train_loss: f64) -> Result<EpochOutcome>;
+    fn end_epoch(
+        &mut self,
+        epoch: usize,
+        train_loss: f64,
+    ) -> Result<EpochOutcome<Self::MetricsRow, Self::RankingRow>>;
 
     /// Writes a new best model (the weights `vs` after `epoch`, 0-based, whose validation
     /// metric is `metric`) into `dir`, a temporary folder the engine renames to
@@ -183,7 +196,7 @@ pub fn check_run(
     settings: &TrainSettings,
 ) -> Result<Option<(usize, PathBuf)>> {
     let start = if resume { latest_checkpoint(run) } else { None };
-    let saved = run.join("config.toml");
+    let saved = RunDir::new(run).config();
     if !resume && saved.exists() {
         return Err(NnError::RunExists {
             run: run.to_path_buf(),
@@ -198,7 +211,7 @@ pub fn check_run(
             reason: "no run here (no config.toml); train without --resume to start one".into(),
         });
     }
-    if start.is_none() && run.join("metrics.csv").exists() {
+    if start.is_none() && RunDir::new(run).metrics_csv().exists() {
         // Epochs were recorded, but no checkpoint is whole: starting over would rewrite them.
         return Err(NnError::NothingToResume {
             run: run.to_path_buf(),
@@ -263,7 +276,7 @@ pub fn write_config(run: &Path, settings: &TrainSettings, store_dir: &Path) -> R
             .canonicalize()
             .unwrap_or_else(|_| store_dir.to_path_buf()),
     );
-    write_file_atomic(&run.join("config.toml"), &resolved.to_toml())
+    write_file_atomic(&RunDir::new(run).config(), &resolved.to_toml())
 }
 
 /// The engine of one run: the variables, the optimiser, where training stands, and the
@@ -274,6 +287,8 @@ pub struct Learner {
     pub state: TrainState,
     settings: TrainSettings,
     opt: Option<Adam>,
+    /// Where the table rows of [`TrainState`] were read from (named in errors).
+    rows_from: PathBuf,
 }
 
 impl Learner {
@@ -290,6 +305,7 @@ impl Learner {
             },
             settings: settings.clone(),
             opt: None,
+            rows_from: RunDir::new(run).metrics_csv(),
         }
     }
 
@@ -311,10 +327,12 @@ impl Learner {
         observer: &dyn TrainObserver,
     ) -> Result<()> {
         self.optimiser();
-        load_vars(&mut self.vs, &dir.join("model.safetensors"))?;
-        let opt_file = dir.join("optimizer.safetensors");
+        let ckpt = CheckpointDir::new(dir);
+        load_vars(&mut self.vs, &ckpt.weights())?;
+        let opt_file = ckpt.optimizer();
         let named = read_tensors(&opt_file)?;
         self.state = read_state(dir)?;
+        self.rows_from = ckpt.state();
         if let (Some(was), Some(now)) = (&self.state.data_id, task.data_id()?) {
             if *was != now {
                 return Err(NnError::DataChanged {
@@ -443,14 +461,19 @@ impl Learner {
 
     /// Keeps the model of `epoch` as the best if its metric beats the best so far;
     /// returns whether it did.
-    fn keep_best<T: Task>(&mut self, task: &mut T, epoch: usize, o: &EpochOutcome) -> Result<bool> {
+    fn keep_best<T: Task>(
+        &mut self,
+        task: &mut T,
+        epoch: usize,
+        o: &EpochOutcome<T::MetricsRow, T::RankingRow>,
+    ) -> Result<bool> {
         let improved = o.metric > self.state.best_metric;
         if improved {
             self.state.best_metric = o.metric;
             self.state.best_epoch = epoch + 1;
             self.state.epochs_without_improvement = 0;
             let vs = &self.vs;
-            write_dir_atomic(&self.run.join("model"), |d| {
+            write_dir_atomic(RunDir::new(&self.run).model().path(), |d| {
                 task.write_best(vs, d, epoch, o.metric)
             })?;
             task.write_best_extras(&self.run)?;
@@ -460,29 +483,28 @@ impl Learner {
         Ok(improved)
     }
 
-    /// Appends the epoch's rows and rewrites `val_ranking.csv` and `metrics.csv`.
-    fn write_tables<T: Task>(&mut self, task: &T, o: &EpochOutcome) -> Result<()> {
-        self.state
-            .metrics_lines
-            .extend(o.metrics_lines.iter().cloned());
-        self.state.ranking_lines.push(o.ranking_line.clone());
-        let table = |header: &str, lines: &[String]| {
-            let mut text = String::from(header);
-            text.push('\n');
-            for l in lines {
-                text += l;
-                text.push('\n');
-            }
-            text
-        };
-        write_file_atomic(
-            &self.run.join("val_ranking.csv"),
-            &table(task.ranking_header(), &self.state.ranking_lines),
-        )?;
-        write_file_atomic(
-            &self.run.join("metrics.csv"),
-            &table(task.metrics_header(), &self.state.metrics_lines),
-        )
+    /// Appends the epoch's rows and rewrites `val_ranking.csv` and `metrics.csv` with
+    /// the csv crate. The rows so far live in the state (checkpointed) as lines; they are
+    /// read back as the task's rows, so a damaged `state.json` is an error, not a table.
+    fn write_tables<T: Task>(
+        &mut self,
+        task: &T,
+        o: &EpochOutcome<T::MetricsRow, T::RankingRow>,
+    ) -> Result<()> {
+        for r in &o.metrics_rows {
+            self.state.metrics_lines.push(table_line(r)?);
+        }
+        self.state.ranking_lines.push(table_line(&o.ranking_row)?);
+        let run = RunDir::new(&self.run);
+        let origin = self.rows_from.clone();
+        let (mh, rh) = (task.metrics_header(), task.ranking_header());
+        let metrics: Vec<T::MetricsRow> =
+            fovea_run::parse_lines(&origin, mh, &self.state.metrics_lines)?;
+        let ranking: Vec<T::RankingRow> =
+            fovea_run::parse_lines(&origin, rh, &self.state.ranking_lines)?;
+        fovea_run::write_csv(&run.val_ranking_csv(), rh, &ranking)?;
+        fovea_run::write_csv(&run.metrics_csv(), mh, &metrics)?;
+        Ok(())
     }
 
     /// The checkpoint after `epoch` (0-based): weights, optimiser moments, and
@@ -492,15 +514,17 @@ impl Learner {
         let st = self.state.clone();
         let (vs, opt) = (&self.vs, self.opt.as_ref());
         let opt = opt.ok_or_else(|| NnError::internal("no optimiser"))?;
-        write_dir_atomic(&checkpoint_dir(&self.run, epoch + 1), |d| {
-            save_vars(vs, &d.join("model.safetensors"))?;
+        let run = RunDir::new(&self.run);
+        write_dir_atomic(run.checkpoint(epoch + 1).path(), |d| {
+            let d = CheckpointDir::new(d);
+            save_vars(vs, &d.weights())?;
             let opt_state = opt.state();
             let refs: Vec<(&str, &Tensor)> =
                 opt_state.iter().map(|(k, t)| (k.as_str(), t)).collect();
-            let file = d.join("optimizer.safetensors");
+            let file = d.optimizer();
             Tensor::write_safetensors(&refs, &file)
                 .map_err(|source| NnError::TensorIo { path: file, source })?;
-            let p = d.join("state.json");
+            let p = d.state();
             let text = serde_json::to_string_pretty(&st)
                 .map_err(|e| NnError::internal(format!("state.json: {e}")))?;
             std::fs::write(&p, text).map_err(|e| NnError::io(&p, e))
@@ -508,4 +532,9 @@ impl Learner {
         prune_checkpoints(&self.run, 2);
         Ok(())
     }
+}
+
+/// A table row as one CSV line.
+fn table_line<S: Serialize>(row: &S) -> Result<String> {
+    fovea_run::to_line(row).map_err(|e| NnError::internal(format!("a table row: {e}")))
 }

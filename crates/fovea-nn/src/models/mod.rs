@@ -1,6 +1,8 @@
-//! The networks: the patch classifiers, ResNet-18 (torchvision layout) and a shallow CNN
-//! baseline, each with four logits (MA, HE, EX, SE) over a global pooling ([`Pool`]); and
-//! Swin-T ([`swin`]), used only as a whole-image encoder.
+//! The networks: the patch classifiers, ResNet-18 (torchvision layout, [`resnet`]) and a
+//! shallow CNN baseline ([`cnn`]), each with four logits (MA, HE, EX, SE) over a global
+//! pooling ([`Pool`]); Swin-T ([`swin`]), used only as a whole-image encoder; and the
+//! segmentation U-Net ([`unet`]), four logits per pixel over a ResNet-18/34 or small
+//! encoder.
 
 pub mod cnn;
 pub mod pool;
@@ -19,6 +21,7 @@ pub use resnet::ResNet18;
 /// Which architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ModelKind {
     Resnet18,
     Cnn,

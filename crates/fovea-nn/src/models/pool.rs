@@ -10,6 +10,7 @@ use tch::Tensor;
 /// exudates about twice as fast; bench/README.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Pool {
     #[default]
     Avg,
