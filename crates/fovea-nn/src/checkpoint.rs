@@ -51,7 +51,8 @@ pub struct TrainState {
     pub best_epoch: usize,
     pub epochs_without_improvement: usize,
     pub optimizer_step: i64,
-    /// `metrics.csv` lines so far (without the header).
+    /// `metrics.csv` rows so far, as the csv crate writes them (without the header); the
+    /// engine reads them back as the task's rows.
     pub metrics_lines: Vec<String>,
     /// Seconds spent training so far.
     pub seconds: f64,
@@ -211,7 +212,9 @@ mod tests {
             "epochs_without_improvement":0,"optimizer_step":7,"metrics_lines":[],"seconds":2.0}"#;
         let o = read_bytes(old.as_bytes()).unwrap();
         assert_eq!((o.epochs_done, o.data_id.clone()), (1, None));
-        let e = read_bytes(b"{\"epochs_done\": -1}").unwrap_err().to_string();
+        let e = read_bytes(b"{\"epochs_done\": -1}")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("state.json"), "{e}");
     }
 

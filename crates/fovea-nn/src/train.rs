@@ -22,8 +22,8 @@ use fovea_metrics::{
     average_precision, multilabel_metrics, roc_auc, tune_thresholds, MetricsCsvRow,
     MultiLabelMetrics, ThresholdsFile, METRICS_CSV_HEADER,
 };
-use fovea_store::balance::{report_policy, stratified_sample, weighted_policy};
 use fovea_run::{ModelDir, RankingRow, RunDir, VAL_RANKING_CSV_HEADER};
+use fovea_store::balance::{report_policy, stratified_sample, weighted_policy};
 use fovea_store::{PatchRow, Store};
 use rand::seq::IndexedRandom;
 use rand::Rng;

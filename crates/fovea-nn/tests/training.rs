@@ -57,8 +57,11 @@ fn a_small_model_overfits_a_small_store() {
         fovea_nn::models::Pool::Avg,
         &Default::default(),
     );
-    fovea_nn::checkpoint::load_vars(&mut vs, &fovea_run::RunDir::new(&run).checkpoint(40).weights())
-        .unwrap();
+    fovea_nn::checkpoint::load_vars(
+        &mut vs,
+        &fovea_run::RunDir::new(&run).checkpoint(40).weights(),
+    )
+    .unwrap();
     let (_, truth, probs, _) = fovea_nn::inference::predict_split(
         &model,
         None,
@@ -99,8 +102,12 @@ fn reruns_are_identical() {
     assert_eq!(read("a", "metrics.csv"), read("b", "metrics.csv"));
     assert!(read("a", "metrics.csv").starts_with(METRICS_CSV_HEADER));
     assert!(same_weights(
-        &fovea_run::RunDir::new(&tmp.path().join("a")).checkpoint(2).weights(),
-        &fovea_run::RunDir::new(&tmp.path().join("b")).checkpoint(2).weights()
+        &fovea_run::RunDir::new(&tmp.path().join("a"))
+            .checkpoint(2)
+            .weights(),
+        &fovea_run::RunDir::new(&tmp.path().join("b"))
+            .checkpoint(2)
+            .weights()
     ));
     // Another seed, another run.
     let mut s2 = s.clone();
@@ -176,7 +183,13 @@ fn resumed_run_equals_uninterrupted_run() {
         read(&cut, "thresholds.json")
     );
     // A half-written checkpoint (no state.json) is never taken for a whole one.
-    std::fs::create_dir_all(fovea_run::RunDir::new(&cut).checkpoint(9).path().to_path_buf()).unwrap();
+    std::fs::create_dir_all(
+        fovea_run::RunDir::new(&cut)
+            .checkpoint(9)
+            .path()
+            .to_path_buf(),
+    )
+    .unwrap();
     assert_eq!(fovea_nn::checkpoint::latest_checkpoint(&cut).unwrap().0, 3);
 }
 

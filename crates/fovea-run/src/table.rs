@@ -47,7 +47,11 @@ pub fn to_line<T: Serialize>(row: &T) -> std::result::Result<String, csv::Error>
 
 /// Rows kept as lines (made by [`to_line`]) under `header`; `path` is the file they were
 /// read from, named in errors.
-pub fn parse_lines<T: DeserializeOwned>(path: &Path, header: &str, lines: &[String]) -> Result<Vec<T>> {
+pub fn parse_lines<T: DeserializeOwned>(
+    path: &Path,
+    header: &str,
+    lines: &[String],
+) -> Result<Vec<T>> {
     let mut text = String::from(header);
     for l in lines {
         text.push('\n');
@@ -280,7 +284,9 @@ prevalence_ma,prevalence_he,prevalence_ex,prevalence_se\n\
         let dir = tempfile::tempdir().unwrap();
         let rows = vec![metrics_row(), metrics_row()];
         let lines: Vec<String> = rows.iter().map(|r| to_line(r).unwrap()).collect();
-        assert!(lines.iter().all(|l| !l.contains('\n') && l.starts_with("3,val,")));
+        assert!(lines
+            .iter()
+            .all(|l| !l.contains('\n') && l.starts_with("3,val,")));
         let back: Vec<MetricsCsvRow> =
             parse_lines(Path::new("state.json"), METRICS_CSV_HEADER, &lines).unwrap();
         let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));

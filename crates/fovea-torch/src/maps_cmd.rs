@@ -71,10 +71,7 @@ impl MapArgs {
     }
 
     fn load(&self, run: &std::path::Path) -> Result<RunModel> {
-        let device = self
-            .device
-            .resolve()
-            .map_err(anyhow::Error::msg)?;
+        let device = self.device.resolve().map_err(anyhow::Error::msg)?;
         RunModel::load(run, device).map_err(anyhow::Error::msg)
     }
 }

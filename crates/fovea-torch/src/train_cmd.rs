@@ -328,10 +328,7 @@ pub struct EvalArgs {
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let split = a.split;
-    let device = a
-        .device
-        .resolve()
-        .map_err(anyhow::Error::msg)?;
+    let device = a.device.resolve().map_err(anyhow::Error::msg)?;
     fovea_store::output::prepare_output(
         &a.out,
         fovea_store::output::OutputKind::Eval,
@@ -439,7 +436,10 @@ pub fn ablate(a: AblateArgs, threads: Option<usize>) -> Result<()> {
     s.validate().map_err(anyhow::Error::msg)?;
     let variants = a.variants.clone();
     let seeds = a.seeds.clone();
-    let encoders = a.encoders.clone().unwrap_or_else(|| vec![s.context.encoder]);
+    let encoders = a
+        .encoders
+        .clone()
+        .unwrap_or_else(|| vec![s.context.encoder]);
     let device = s.device.resolve().map_err(anyhow::Error::msg)?;
     let settings = fovea_nn::ablation::AblationSettings {
         base: s,

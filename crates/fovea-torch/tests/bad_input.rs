@@ -394,11 +394,10 @@ mod maps_and_export {
             .arg(&data)
             .arg("--out")
             .arg(tmp.path().join("eval"));
-        // Refused without a hang and before the (missing) run is read; the wording of a
-        // dataset's non-regular file ("is not a regular file") is fovea-data's
-        // (Dataset::open), so only the file's name is required here.
+        // Refused without a hang and before the (missing) run is read, naming the file and
+        // what it is (fovea-data's Dataset::open checks every path a manifest names).
         let out = run_within(&mut c, limit);
-        refused(&out, &["E1.jpg"]);
+        refused(&out, &["E1.jpg", "is not a regular file"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("no-run"), "{}", text(&out));
     }
@@ -969,7 +968,10 @@ mod training {
             let o = train(&store, &run, &["--epochs", "1", "--balance", balance]);
             let err = stderr(&o);
             assert!(!o.status.success(), "{balance}: {err}");
-            assert!(err.contains("training split has no lesion patch"), "{balance}: {err}");
+            assert!(
+                err.contains("training split has no lesion patch"),
+                "{balance}: {err}"
+            );
             assert!(err.contains(why), "{balance}: {err}");
             assert!(!run.join("config.toml").exists(), "{balance}");
         }

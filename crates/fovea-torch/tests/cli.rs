@@ -269,16 +269,28 @@ fn enum_flags_name_their_values() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     let cases: [(&[&str], &str); 7] = [
-        (&["train", "--model", "resnet50"], "[possible values: resnet18, cnn]"),
+        (
+            &["train", "--model", "resnet50"],
+            "[possible values: resnet18, cnn]",
+        ),
         (&["train", "--pool", "mean"], "[possible values: avg, max]"),
         (&["train", "--amp", "bf16"], "[possible values: off, fp16]"),
-        (&["train", "--balance", "equal"], "[possible values: none, report, weighted]"),
-        (&["train", "--device", "tpu"], "[possible values: cpu, cuda, auto]"),
+        (
+            &["train", "--balance", "equal"],
+            "[possible values: none, report, weighted]",
+        ),
+        (
+            &["train", "--device", "tpu"],
+            "[possible values: cpu, cuda, auto]",
+        ),
         (
             &["train", "--fusion", "sum"],
             "[possible values: patch, concat, cross-attention, attention-pool]",
         ),
-        (&["ablate", "--encoders", "resnet18,vit"], "[possible values: resnet18, swin-t]"),
+        (
+            &["ablate", "--encoders", "resnet18,vit"],
+            "[possible values: resnet18, swin-t]",
+        ),
     ];
     for (args, values) in cases {
         let o = bin()
@@ -289,14 +301,34 @@ fn enum_flags_name_their_values() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(&format!("invalid value '{}'", args[2].split(',').last().unwrap())), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "invalid value '{}'",
+                args[2].split(',').last().unwrap()
+            )),
+            "{args:?}: {stderr}"
+        );
         assert!(stderr.contains(args[1]), "{args:?}: {stderr}");
         assert!(stderr.contains(values), "{args:?}: {stderr}");
     }
     // Accepted spellings (aliases included) get past parsing: the error is the missing store.
     for args in [
-        &["train", "--amp", "none", "--device", "gpu", "--fusion", "cross-attention"][..],
-        &["ablate", "--encoders", "resnet18,swin-t", "--variants", "patch,attention-pool"][..],
+        &[
+            "train",
+            "--amp",
+            "none",
+            "--device",
+            "gpu",
+            "--fusion",
+            "cross-attention",
+        ][..],
+        &[
+            "ablate",
+            "--encoders",
+            "resnet18,swin-t",
+            "--variants",
+            "patch,attention-pool",
+        ][..],
     ] {
         let o = bin()
             .args(args)

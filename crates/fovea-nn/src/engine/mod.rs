@@ -15,8 +15,8 @@
 //!
 //! A model family is a [`Task`]: its own batches (patches, tiles, anything), its training
 //! step (forward pass and loss), its validation (the metric the best model is chosen by,
-//! the lines of `metrics.csv` / `val_ranking.csv`, the console report), and what its best
-//! model folder holds. The patch classifier with its fused context variants is
+//! its rows of `metrics.csv` / `val_ranking.csv` as serde types, the console report), and
+//! what its best model folder holds. The patch classifier with its fused context variants is
 //! [`crate::train::PatchClassifier`].
 //!
 //! # Adding a model family
@@ -27,7 +27,9 @@
 //!    tiles of photographs with their pixel masks); `train_step` runs the forward pass
 //!    (inside [`crate::amp::try_forward`]) and returns the loss with every term;
 //!    `end_epoch` validates (for a segmentation model, pixel AUPR over the validation
-//!    photographs) and returns an [`EpochOutcome`] whose `metric` the engine maximises;
+//!    photographs) and returns an [`EpochOutcome`] whose `metric` the engine maximises,
+//!    with its rows (`MetricsRow` / `RankingRow`: serde types the engine writes with the
+//!    csv crate under the task's headers);
 //!    `write_best` writes `model.toml` and whatever else inference needs next to the
 //!    weights.
 //! 2. Add its console report as a variant of [`EpochDetail`] (the CLI's observer prints
