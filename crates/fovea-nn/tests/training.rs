@@ -102,10 +102,10 @@ fn reruns_are_identical() {
     assert_eq!(read("a", "metrics.csv"), read("b", "metrics.csv"));
     assert!(read("a", "metrics.csv").starts_with(METRICS_CSV_HEADER));
     assert!(same_weights(
-        &fovea_run::RunDir::new(&tmp.path().join("a"))
+        &fovea_run::RunDir::new(tmp.path().join("a"))
             .checkpoint(2)
             .weights(),
-        &fovea_run::RunDir::new(&tmp.path().join("b"))
+        &fovea_run::RunDir::new(tmp.path().join("b"))
             .checkpoint(2)
             .weights()
     ));
@@ -183,13 +183,7 @@ fn resumed_run_equals_uninterrupted_run() {
         read(&cut, "thresholds.json")
     );
     // A half-written checkpoint (no state.json) is never taken for a whole one.
-    std::fs::create_dir_all(
-        fovea_run::RunDir::new(&cut)
-            .checkpoint(9)
-            .path()
-            .to_path_buf(),
-    )
-    .unwrap();
+    std::fs::create_dir_all(fovea_run::RunDir::new(&cut).checkpoint(9).path()).unwrap();
     assert_eq!(fovea_nn::checkpoint::latest_checkpoint(&cut).unwrap().0, 3);
 }
 

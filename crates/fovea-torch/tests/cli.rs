@@ -304,7 +304,7 @@ fn enum_flags_name_their_values() {
         assert!(
             stderr.contains(&format!(
                 "invalid value '{}'",
-                args[2].split(',').last().unwrap()
+                args[2].split(',').next_back().unwrap()
             )),
             "{args:?}: {stderr}"
         );

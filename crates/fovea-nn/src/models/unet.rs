@@ -112,7 +112,9 @@ impl DoubleConv {
 }
 
 /// The encoders, each giving its feature maps from the finest to the coarsest.
+/// One per model: the size difference of the variants does not matter.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Encoder {
     ResNet {
         conv1: nn::Conv2D,
