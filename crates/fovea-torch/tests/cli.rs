@@ -292,15 +292,21 @@ fn enum_flags_name_their_values() {
             "[possible values: resnet18, swin-t]",
         ),
     ];
-    for (args, values) in cases {
+    let run = |args: &[&str]| {
         let o = bin()
             .args(args)
             .args(["--store", "nowhere", "--out"])
             .arg(&out)
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    for (args, values) in cases {
+        let (code, stderr) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(
             stderr.contains(&format!(
                 "invalid value '{}'",
@@ -330,14 +336,8 @@ fn enum_flags_name_their_values() {
             "patch,attention-pool",
         ][..],
     ] {
-        let o = bin()
-            .args(args)
-            .args(["--store", "nowhere", "--out"])
-            .arg(&out)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_ne!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        let (code, stderr) = run(args);
+        assert_ne!(code, Some(2), "{args:?}: {stderr}");
         assert!(!stderr.contains("invalid value"), "{args:?}: {stderr}");
     }
 }
