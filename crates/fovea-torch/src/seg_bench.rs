@@ -182,20 +182,7 @@ pub fn seg_map(a: SegMapArgs) -> Result<()> {
         "probabilities [4, {h}, {w}], mean {:.4}",
         probs.mean(Kind::Float).double_value(&[])
     );
-    println!("peak_rss_mib {:.0}", peak_rss_mib());
+    println!("peak_rss_mib {:.0}", crate::maps_cmd::peak_rss_mib());
     println!("seconds {total_s:.3}");
     Ok(())
-}
-
-/// Peak resident memory of this process (Linux `VmHWM`), MiB; 0 where unknown.
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
