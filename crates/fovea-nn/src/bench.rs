@@ -58,6 +58,18 @@ fn time_steps(
     }
 }
 
+/// A random `[batch, 3, size, size]` input on `vs`'s device; with `channels_last`, it and
+/// `vs`'s convolution weights laid out NHWC ([`crate::layout`]).
+fn random_input(vs: &nn::VarStore, batch: i64, size: i64, channels_last: bool) -> Tensor {
+    let x = Tensor::randn([batch, 3, size, size], (Kind::Float, vs.device()));
+    if channels_last {
+        crate::layout::vars_channels_last(vs);
+        crate::layout::channels_last(&x)
+    } else {
+        x
+    }
+}
+
 fn sync(device: Device) {
     if let Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);
@@ -81,11 +93,7 @@ pub fn train_steps(
     let vs = nn::VarStore::new(device);
     let model = Classifier::new(&vs.root(), kind, 4);
     let loss = Loss::new(&LossSettings::default(), &[100, 100, 100, 20], 1000, device);
-    let mut x = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
-    if channels_last {
-        crate::layout::vars_channels_last(&vs);
-        x = crate::layout::channels_last(&x);
-    }
+    let x = random_input(&vs, batch, size, channels_last);
     let mut opt = Adam::new(&vs, 1e-3, 1e-5, false);
     let y = Tensor::rand([batch, 4], (Kind::Float, device))
         .gt(0.7)
@@ -110,11 +118,7 @@ pub fn infer_steps(
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let model = Classifier::new(&vs.root(), kind, 4);
-    let mut x = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
-    if channels_last {
-        crate::layout::vars_channels_last(&vs);
-        x = crate::layout::channels_last(&x);
-    }
+    let x = random_input(&vs, batch, size, channels_last);
     tch::no_grad(|| {
         time_steps(steps, warmup, batch, device, || {
             let _ = model.forward_t(&x, false).sigmoid();
@@ -172,11 +176,7 @@ pub fn seg_train_steps(
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let model = UNet::new(&vs.root(), encoder);
-    let mut x = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
-    if channels_last {
-        crate::layout::vars_channels_last(&vs);
-        x = crate::layout::channels_last(&x);
-    }
+    let x = random_input(&vs, batch, size, channels_last);
     let t = Tensor::rand([batch, 4, size, size], (Kind::Float, device))
         .lt(0.01)
         .to_kind(Kind::Float);
