@@ -14,7 +14,8 @@
 //! - [`bench`]: the pipeline's throughput alone;
 //! - [`tiles`]: tiles of photographs and their lesion masks for a segmentation model,
 //!   drawn with lesion-aware probability (not yet used by training: issue 16);
-//! - [`rng`]: how every random stream is seeded.
+//! - [`rng`]: how every random stream is seeded;
+//! - `workers` (private): the worker threads and in-order hand-out that both loaders share.
 
 pub mod augment;
 pub mod bench;
@@ -23,6 +24,7 @@ pub mod loader;
 pub mod rng;
 pub mod sampler;
 pub mod tiles;
+mod workers;
 
 pub use augment::{
     augment, to_tensor_layout, AugmentParams, AugmentSettings, IMAGENET_MEAN, IMAGENET_STD,

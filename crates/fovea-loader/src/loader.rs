@@ -7,18 +7,12 @@
 //! workers nor the batch an epoch started at: starting at batch k gives exactly batches
 //! k.. of an uninterrupted epoch.
 //!
-//! Workers claim batch numbers in order from a shared counter, each claim holding one of
-//! `queue` tickets that the consumer hands back as it takes batches: at most `queue`
-//! batches are ever prepared but not yet taken. The consumer puts finished batches back in
-//! order. With `workers = 0` batches are built on the consumer's thread.
+//! Worker threads prepare batches ahead, at most `queue` of them, and hand them out in
+//! order ([`crate::workers`]); with `workers = 0` batches are built on the consumer's
+//! thread.
 
-use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use fovea_data::{Split, NUM_LESIONS};
 use fovea_store::Store;
 use serde::{Deserialize, Serialize};
@@ -27,6 +21,7 @@ use crate::augment::{augment, to_tensor_layout, AugmentSettings};
 use crate::error::{LoaderError, Result};
 use crate::rng::sample_rng;
 use crate::sampler::Sampler;
+use crate::workers::OrderedBatches;
 
 /// One batch, as plain buffers.
 #[derive(Clone, Debug, PartialEq)]
@@ -195,23 +190,21 @@ impl Loader {
                 .then(|| self.settings.augment.clone()),
             seed: self.settings.seed,
         });
-        let mut it = EpochBatches {
-            job,
-            next: start,
-            end: batches,
-            failed: false,
-            pool: None,
+        let make = {
+            let job = job.clone();
+            Arc::new(move |index| job.build(index))
         };
-        if self.settings.workers > 0 && start < batches {
-            it.pool = Some(Pool::start(
-                it.job.clone(),
+        Ok(EpochBatches {
+            job,
+            batches: OrderedBatches::new(
+                make,
                 start,
                 batches,
                 self.settings.workers,
                 self.settings.queue,
-            ));
-        }
-        Ok(it)
+                "fovea-loader",
+            ),
+        })
     }
 }
 
@@ -298,128 +291,17 @@ pub fn build_batch(
     })
 }
 
-/// Worker threads preparing one epoch's batches.
-struct Pool {
-    results: Receiver<(usize, Result<Batch>)>,
-    /// `None` once stopping: dropping the only sender wakes every waiting worker.
-    tickets: Option<Sender<()>>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-    ready: HashMap<usize, Result<Batch>>,
-}
-
-impl Pool {
-    fn start(job: Arc<Job>, start: usize, end: usize, workers: usize, queue: usize) -> Pool {
-        let (ticket_tx, ticket_rx) = bounded::<()>(queue);
-        for _ in 0..queue {
-            ticket_tx.send(()).expect("receiver alive");
-        }
-        let (result_tx, results) = unbounded();
-        let next = Arc::new(AtomicUsize::new(start));
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..workers.min(end - start))
-            .map(|w| {
-                let (job, next, stop) = (job.clone(), next.clone(), stop.clone());
-                let (tickets, results) = (ticket_rx.clone(), result_tx.clone());
-                std::thread::Builder::new()
-                    .name(format!("fovea-loader-{w}"))
-                    .spawn(move || worker(&job, &next, end, &stop, &tickets, &results))
-                    .expect("spawning a loader thread")
-            })
-            .collect();
-        Pool {
-            results,
-            tickets: Some(ticket_tx),
-            stop,
-            threads,
-            ready: HashMap::new(),
-        }
-    }
-
-    /// Batch `index`, waiting for it.
-    fn take(&mut self, index: usize) -> Result<Batch> {
-        loop {
-            if let Some(b) = self.ready.remove(&index) {
-                // A batch leaves the queue: one more may be prepared.
-                if let Some(t) = &self.tickets {
-                    let _ = t.send(());
-                }
-                return b;
-            }
-            match self.results.recv() {
-                Ok((i, b)) => {
-                    self.ready.insert(i, b);
-                }
-                Err(_) => {
-                    return Err(LoaderError::Worker {
-                        batch: index,
-                        message: "every worker stopped before preparing it".into(),
-                    })
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Disconnect the tickets: a waiting worker wakes with an error (or a last ticket,
-        // then sees `stop`) and leaves.
-        self.tickets = None;
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-fn worker(
-    job: &Job,
-    next: &AtomicUsize,
-    end: usize,
-    stop: &AtomicBool,
-    tickets: &Receiver<()>,
-    results: &Sender<(usize, Result<Batch>)>,
-) {
-    loop {
-        if tickets.recv().is_err() || stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let index = next.fetch_add(1, Ordering::SeqCst);
-        if index >= end {
-            return;
-        }
-        let batch = catch_unwind(AssertUnwindSafe(|| job.build(index))).unwrap_or_else(|e| {
-            let message = e
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| e.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(LoaderError::Worker {
-                batch: index,
-                message,
-            })
-        });
-        if results.send((index, batch)).is_err() {
-            return;
-        }
-    }
-}
-
 /// The batches of one epoch from a start batch on, in order. Iteration stops after the
 /// first error. Dropping it stops the workers.
 pub struct EpochBatches {
     job: Arc<Job>,
-    next: usize,
-    end: usize,
-    failed: bool,
-    pool: Option<Pool>,
+    batches: OrderedBatches<Batch>,
 }
 
 impl EpochBatches {
     /// The number of the batch the next call yields.
     pub fn next_index(&self) -> usize {
-        self.next
+        self.batches.next_index()
     }
 
     /// The patch ids of the whole epoch, in visiting order.
@@ -432,24 +314,10 @@ impl Iterator for EpochBatches {
     type Item = Result<Batch>;
 
     fn next(&mut self) -> Option<Result<Batch>> {
-        if self.failed || self.next >= self.end {
-            self.pool = None; // joins the workers
-            return None;
-        }
-        let index = self.next;
-        self.next += 1;
-        let batch = match &mut self.pool {
-            Some(pool) => pool.take(index),
-            None => self.job.build(index),
-        };
-        if batch.is_err() {
-            self.failed = true;
-        }
-        Some(batch)
+        self.batches.next()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = if self.failed { 0 } else { self.end - self.next };
-        (0, Some(n))
+        self.batches.size_hint()
     }
 }

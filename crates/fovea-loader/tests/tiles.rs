@@ -476,3 +476,76 @@ fn the_store_split_is_respected_on_the_synthetic_dataset() {
         Err(LoaderError::SplitMap { .. })
     ));
 }
+
+/// Every image of `dataset` in `split`.
+fn all_in(dataset: &Dataset, split: Split) -> HashMap<String, Split> {
+    dataset
+        .records
+        .iter()
+        .map(|r| (r.id.clone(), split))
+        .collect()
+}
+
+#[test]
+fn a_mask_of_another_size_than_its_photograph_is_an_error_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    generate(
+        &data,
+        &SynthSettings {
+            images: 3,
+            seed: 5,
+            width: 96,
+            height: 64,
+        },
+    )
+    .unwrap();
+    let dataset = Dataset::open(&data).unwrap();
+    // The second photograph's first annotated mask, replaced by one 2 pixels narrower.
+    let record = &dataset.records[1];
+    let mask = record.masks.iter().flatten().next().unwrap().clone();
+    GrayImage::new(94, 64).save(&mask).unwrap();
+    let source =
+        DatasetSource::new(&dataset, &all_in(&dataset, Split::Train), Split::Train).unwrap();
+    let settings = TileSettings {
+        side: 32,
+        workers: 2,
+        ..TileSettings::default()
+    };
+    let err = TileSampler::new(Arc::new(source), settings).err().unwrap();
+    assert!(matches!(&err, LoaderError::Data(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&mask.display().to_string())
+            && msg.contains(&record.image.display().to_string())
+            && msg.contains("94x64")
+            && msg.contains("96x64"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_photograph_smaller_than_a_tile_at_the_tile_scale_is_an_error() {
+    // 64x64 is a tile of 32 at full resolution, 16x16 at scale 0.25: refused, naming the
+    // photograph, its size at that scale and the scale (never padded).
+    let samples = vec![blank("big", 256, 256), blank("small", 64, 64)];
+    assert!(TileSampler::new(
+        Arc::new(MemorySource {
+            samples: samples.clone()
+        }),
+        exact(32)
+    )
+    .is_ok());
+    let quarter = TileSettings {
+        scale: 0.25,
+        ..exact(32)
+    };
+    let msg = TileSampler::new(Arc::new(MemorySource { samples }), quarter)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("'small'") && msg.contains("16x16 at scale 0.25"),
+        "{msg}"
+    );
+}

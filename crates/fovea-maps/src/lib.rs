@@ -15,6 +15,7 @@
 //! | [`summary`] | `summary.json` and the image-level probability |
 //! | [`json`] | JSON files written atomically, read with the file named in errors |
 //! | [`pixel_eval`] | `pixel_metrics.json`: streaming pixel-level AUPR / AUROC |
+//! | [`patch_scores`] | a store's patch scores pooled from pixel probabilities |
 //!
 //! Lesions are always in the order MA, HE, EX, SE.
 
@@ -26,6 +27,7 @@ pub mod json;
 pub mod legend;
 pub mod npy;
 pub mod overlay;
+pub mod patch_scores;
 pub mod pixel_eval;
 pub mod regions;
 pub mod summary;
@@ -35,6 +37,7 @@ pub use error::{MapsError, Result};
 pub use grid::WindowGrid;
 pub use heatmap::{Heatmap, NUM_LESIONS};
 pub use overlay::{overlay, write_png_atomic};
+pub use patch_scores::{patch_scores, PatchRect, Pooling};
 pub use pixel_eval::{
     ImageLevelMetrics, ImagePixelMetrics, PixelMetrics, PixelScorer, PER_IMAGE_BINS,
 };

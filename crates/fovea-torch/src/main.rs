@@ -6,6 +6,7 @@
 //! `fovea`, from `fovea_cli_common`.
 
 mod maps_cmd;
+mod seg_bench;
 mod train_cmd;
 
 use std::process::ExitCode;
@@ -66,6 +67,14 @@ enum Bench {
     /// encoder's input size; ends with `resnet18_samples_per_s X` and
     /// `swin_t_samples_per_s Y`.
     Encoders(EncoderBenchArgs),
+    /// Segmentation U-Net training steps (BCE + soft Dice, Adam) on random tiles, against
+    /// `bench/seg_train_reference.py`; prints `parameters N`, ends with `samples_per_s X`.
+    #[command(name = "seg-train")]
+    SegTrain(seg_bench::SegTrainArgs),
+    /// One whole photograph through the segmentation U-Net's forward pass, tile by tile:
+    /// time and peak resident memory; ends with `seconds X`.
+    #[command(name = "seg-map")]
+    SegMap(seg_bench::SegMapArgs),
 }
 
 #[derive(clap::Args)]
@@ -144,6 +153,8 @@ fn bench(b: Bench) -> Result<()> {
         Bench::Infer(a) => (false, a),
         Bench::Maps(a) => return maps_cmd::bench_maps(a),
         Bench::Encoders(a) => return bench_encoders(a),
+        Bench::SegTrain(a) => return seg_bench::seg_train(a),
+        Bench::SegMap(a) => return seg_bench::seg_map(a),
     };
     let kind = ModelKind::parse(&a.model)
         .with_context(|| format!("--model '{}' is not resnet18 or cnn", a.model))?;

@@ -611,7 +611,7 @@ pub fn bench_maps(a: BenchMapsArgs) -> Result<()> {
 }
 
 /// Peak resident memory of this process (Linux `VmHWM`), MiB; 0 where unknown.
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

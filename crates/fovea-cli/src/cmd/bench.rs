@@ -29,6 +29,14 @@ pub enum Bench {
     /// (`fovea bench encoders --help`; bench/encoders.sh adds PyTorch's in the same run).
     #[command(disable_help_flag = true)]
     Encoders(crate::Passthrough),
+    /// Segmentation U-Net training steps on random tiles, samples/s (`fovea bench
+    /// seg-train --help`; bench/seg.sh adds PyTorch's in the same run).
+    #[command(name = "seg-train", disable_help_flag = true)]
+    SegTrain(crate::Passthrough),
+    /// One whole photograph through the segmentation U-Net, tile by tile: time and peak
+    /// memory (`fovea bench seg-map --help`).
+    #[command(name = "seg-map", disable_help_flag = true)]
+    SegMap(crate::Passthrough),
     /// The input pipeline alone (memory-mapped reads, augmentation, batching), samples/s.
     Pipeline(super::bench_pipeline::PipelineArgs),
 }
@@ -80,6 +88,8 @@ pub fn run(b: Bench, global: &fovea_cli_common::GlobalArgs) -> Result<()> {
         Bench::Infer(p) => p.hand_over(global, &["bench", "infer"]),
         Bench::Maps(p) => p.hand_over(global, &["bench", "maps"]),
         Bench::Encoders(p) => p.hand_over(global, &["bench", "encoders"]),
+        Bench::SegTrain(p) => p.hand_over(global, &["bench", "seg-train"]),
+        Bench::SegMap(p) => p.hand_over(global, &["bench", "seg-map"]),
         Bench::Pipeline(a) => super::bench_pipeline::run(a),
     }
 }

@@ -32,6 +32,13 @@
 //! decoded photographs are then kept in a [`cache::ByteLru`] of `cache_bytes`, so the
 //! resident memory is about `cache_bytes` + one photograph per worker + the indexes,
 //! whatever the number of photographs.
+//!
+//! Bad input, found when the sampler is built (every photograph is decoded then): a mask
+//! whose size differs from its photograph's is fovea-data's error naming both files and
+//! both sizes; a photograph smaller than a tile at the tile scale is refused, naming it,
+//! its size at that scale and the scale. It is not padded: a padded tile would teach the
+//! model a border that no real photograph has, and a fundus photograph that small is a
+//! wrong file or a wrong `scale`, which the user should hear about.
 
 pub mod batches;
 pub mod cache;

@@ -290,8 +290,9 @@ impl ModuleT for UNet {
         let feats = self.encoder.features(&padded, train);
         let mut ys = feats.last().expect("encoder features").shallow_clone();
         for (stage, skip) in &self.decoder {
-            let size = ys.size();
-            let up = ys.upsample_nearest2d([2 * size[2], 2 * size[3]], None::<f64>, None::<f64>);
+            // By scale factor, not output size: a traced module (`export::trace_unet`) then
+            // keeps no input size and runs at any multiple of the stride.
+            let up = ys.upsample_nearest2d_vec(None::<&[i64]>, &[2.0, 2.0][..]);
             let joined = match skip {
                 Some(s) => Tensor::cat(&[up, feats[*s].shallow_clone()], 1),
                 None => up,

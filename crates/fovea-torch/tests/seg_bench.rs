@@ -1,0 +1,68 @@
+//! `fovea bench seg-train` and `fovea bench seg-map` as `bench/seg.sh` runs them: the lines
+//! the script reads (`parameters`, `samples_per_s`, `peak_rss_mib`, `seconds`), and
+//! a side that is not a multiple of the encoder's stride refused.
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fovea-torch"))
+        .args(["--threads", "1", "bench"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The number after `key` on its line.
+fn field(text: &str, key: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} ")))
+        .unwrap_or_else(|| panic!("no '{key}' line in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn seg_train_prints_the_parameters_and_the_rate() {
+    let (ok, text) = bench(&[
+        "seg-train",
+        "--model",
+        "small",
+        "--size",
+        "32",
+        "--batch-size",
+        "1",
+        "--steps",
+        "1",
+    ]);
+    assert!(ok, "{text}");
+    // The count bench/seg_train_reference.py prints for the same model.
+    assert_eq!(field(&text, "parameters"), 1_964_148.0);
+    assert!(field(&text, "samples_per_s") > 0.0);
+    let (ok, text) = bench(&["seg-train", "--model", "resnet18", "--size", "48"]);
+    assert!(!ok && text.contains("multiple of 32"), "{text}");
+    let (ok, text) = bench(&["seg-train", "--model", "vgg"]);
+    assert!(!ok && text.contains("'vgg'"), "{text}");
+}
+
+#[test]
+fn seg_map_times_a_photograph_in_tiles() {
+    let (ok, text) = bench(&["seg-map", "--size", "80x48", "--tile", "32"]);
+    assert!(ok, "{text}");
+    // 3 x 2 tiles (the last column and row moved back to the border).
+    assert!(
+        text.contains("80x48 photograph (random), 6 tiles of 32x32"),
+        "{text}"
+    );
+    assert!(text.contains("probabilities [4, 48, 80]"), "{text}");
+    assert!(field(&text, "peak_rss_mib") > 0.0);
+    assert!(field(&text, "seconds") > 0.0);
+    let (ok, text) = bench(&["seg-map", "--size", "80", "--tile", "32"]);
+    assert!(!ok && text.contains("WxH"), "{text}");
+}
