@@ -11,7 +11,7 @@ mod train_cmd;
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use fovea_cli_common::{finish, init_logging, GlobalArgs};
 use fovea_nn::device::{set_threads, DeviceChoice};
@@ -89,16 +89,13 @@ struct EncoderBenchArgs {
     #[arg(long, default_value_t = 5)]
     steps: usize,
     /// cpu, cuda or auto.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
 }
 
 fn bench_encoders(a: EncoderBenchArgs) -> Result<()> {
     use fovea_nn::context::EncoderKind;
-    let device = DeviceChoice::parse(&a.device)
-        .with_context(|| format!("--device '{}' is not cpu, cuda or auto", a.device))?
-        .resolve()
-        .map_err(anyhow::Error::msg)?;
+    let device = a.device.resolve().map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
         a.batch_size > 0 && a.size >= 32 && a.steps > 0,
         "--batch-size, --size (>= 32) and --steps must be positive"
@@ -127,8 +124,8 @@ fn bench_encoders(a: EncoderBenchArgs) -> Result<()> {
 #[derive(clap::Args)]
 struct BenchArgs {
     /// Model: resnet18 or cnn.
-    #[arg(long, default_value = "resnet18")]
-    model: String,
+    #[arg(long, value_enum, default_value_t = ModelKind::Resnet18)]
+    model: ModelKind,
     /// Input side in pixels.
     #[arg(long, default_value_t = 128)]
     size: i64,
@@ -139,8 +136,8 @@ struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     steps: usize,
     /// cpu, cuda or auto.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
     /// Model and input laid out channels-last (NHWC), as training does by default on the
     /// CPU (`channels_last` in the training settings).
     #[arg(long)]
@@ -156,12 +153,8 @@ fn bench(b: Bench) -> Result<()> {
         Bench::SegTrain(a) => return seg_bench::seg_train(a),
         Bench::SegMap(a) => return seg_bench::seg_map(a),
     };
-    let kind = ModelKind::parse(&a.model)
-        .with_context(|| format!("--model '{}' is not resnet18 or cnn", a.model))?;
-    let device = DeviceChoice::parse(&a.device)
-        .with_context(|| format!("--device '{}' is not cpu, cuda or auto", a.device))?
-        .resolve()
-        .map_err(anyhow::Error::msg)?;
+    let kind = a.model;
+    let device = a.device.resolve().map_err(anyhow::Error::msg)?;
     let batch = a.batch_size.unwrap_or(if train { 32 } else { 64 });
     anyhow::ensure!(
         batch > 0 && a.size >= 32 && a.steps > 0,

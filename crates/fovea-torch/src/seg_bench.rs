@@ -15,8 +15,8 @@ use tch::{Device, Kind, Tensor};
 #[derive(clap::Args)]
 pub struct SegTrainArgs {
     /// Encoder: small (the CPU-sized default), resnet18 or resnet34.
-    #[arg(long, default_value = "small")]
-    model: String,
+    #[arg(long, value_enum, default_value_t = SegEncoder::Small)]
+    model: SegEncoder,
     /// Tile side in pixels (a multiple of the encoder's stride: 16 small, 32 ResNets).
     #[arg(long, default_value_t = 256)]
     size: i64,
@@ -27,8 +27,8 @@ pub struct SegTrainArgs {
     #[arg(long, default_value_t = 10)]
     steps: usize,
     /// cpu, cuda or auto.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
     /// Model and input laid out channels-last (NHWC).
     #[arg(long)]
     channels_last: bool,
@@ -38,8 +38,8 @@ pub struct SegTrainArgs {
 pub struct SegMapArgs {
     /// Encoder: small, resnet18 or resnet34 (randomly initialised: the architecture sets
     /// the time, not the weights).
-    #[arg(long, default_value = "small")]
-    model: String,
+    #[arg(long, value_enum, default_value_t = SegEncoder::Small)]
+    model: SegEncoder,
     /// The photograph to map; without it a random photograph of --size.
     #[arg(long)]
     image: Option<PathBuf>,
@@ -54,18 +54,10 @@ pub struct SegMapArgs {
     channels_last: bool,
 }
 
-fn encoder(name: &str) -> Result<SegEncoder> {
-    SegEncoder::parse(name)
-        .with_context(|| format!("--model '{name}' is not small, resnet18 or resnet34"))
-}
-
 /// `fovea bench seg-train`: prints the parameter count and ends with `samples_per_s X`.
 pub fn seg_train(a: SegTrainArgs) -> Result<()> {
-    let enc = encoder(&a.model)?;
-    let device = DeviceChoice::parse(&a.device)
-        .with_context(|| format!("--device '{}' is not cpu, cuda or auto", a.device))?
-        .resolve()
-        .map_err(anyhow::Error::msg)?;
+    let enc = a.model;
+    let device = a.device.resolve().map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
         a.batch_size > 0 && a.steps > 0 && a.size > 0 && a.size % enc.stride() == 0,
         "--batch-size and --steps must be positive, --size a positive multiple of {} for {}",
@@ -123,7 +115,7 @@ fn parse_size(s: &str) -> Result<(u32, u32)> {
 /// (`fovea_nn::bench::seg_map_tiled`), on the CPU; prints the time of each part and the
 /// peak resident memory, and ends with `seconds X` (normalisation + tiles).
 pub fn seg_map(a: SegMapArgs) -> Result<()> {
-    let enc = encoder(&a.model)?;
+    let enc = a.model;
     anyhow::ensure!(a.tile > 0, "--tile must be positive");
     let t0 = Instant::now();
     let rgb = match &a.image {

@@ -43,6 +43,7 @@ pub const PRIOR: f64 = 0.01;
 /// Which encoder.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum SegEncoder {
     Resnet18,
     Resnet34,
