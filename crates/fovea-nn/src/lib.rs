@@ -34,6 +34,7 @@ pub mod models;
 pub mod optim;
 pub mod pretrained;
 pub mod seg_loss;
+pub mod segmentation;
 pub mod settings;
 pub mod tensors;
 pub mod train;
