@@ -131,7 +131,7 @@ pub enum NnError {
     #[error("{}: {reason}", path.display())]
     Unsupported { path: PathBuf, reason: String },
     /// A run of the other model family (`task` in its `model/model.toml`).
-    #[error("{} is a {task} run (its model/model.toml says so): this needs a {wanted} run", run.display())]
+    #[error("{} is a {task} run (model/model.toml): this command needs a {wanted} run", run.display())]
     WrongTask {
         run: PathBuf,
         task: &'static str,

@@ -11,15 +11,40 @@ use fovea_data::Split;
 use fovea_nn::context::{EncoderKind, Fusion};
 use fovea_nn::device::DeviceChoice;
 use fovea_nn::engine::EpochDetail;
+use fovea_nn::models::unet::SegEncoder;
 use fovea_nn::models::ModelKind;
+use fovea_nn::segmentation::TrainTask;
 use fovea_nn::settings::{Balance, TrainSettings};
 use fovea_nn::train::{epoch_lines, ranking_line, EpochReport, TrainObserver};
 use fovea_nn::NnError;
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// `--task`: which model family `fovea train` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TaskArg {
+    /// The multi-label patch classifier on the store's patches.
+    Classifier,
+    /// The U-Net on tiles of the photographs and masks of the store's dataset, with the
+    /// store's split.
+    Segmentation,
+}
+
+impl From<TaskArg> for TrainTask {
+    fn from(t: TaskArg) -> TrainTask {
+        match t {
+            TaskArg::Classifier => TrainTask::Classifier,
+            TaskArg::Segmentation => TrainTask::Segmentation,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// The patch store (from `fovea extract`).
+    /// Model family [default: classifier, or the config's `task`].
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
+    /// The patch store (from `fovea extract`); a segmentation run reads the photographs
+    /// and masks of the dataset it was extracted from, with its split.
     #[arg(long)]
     store: Option<PathBuf>,
     /// Output run folder (config.toml, metrics.csv, thresholds.json, model/, checkpoints/).
@@ -31,7 +56,9 @@ pub struct TrainArgs {
     /// Continue an interrupted run in --out from its last completed epoch.
     #[arg(long)]
     resume: bool,
-    /// resnet18 (torchvision layout) or cnn (the report's shallow baseline) [default: resnet18].
+    /// resnet18 (torchvision layout) or cnn (the report's shallow baseline) [default:
+    /// resnet18]; with --task segmentation the U-Net's encoder: small (CPU-sized),
+    /// resnet18 or resnet34 [default: small].
     #[arg(long)]
     model: Option<String>,
     /// Mixed precision on CUDA: off or fp16 (autocast, dynamic loss scaling) [default: off].
@@ -45,13 +72,14 @@ pub struct TrainArgs {
     /// of lesions of a few pixels) [default: avg].
     #[arg(long)]
     pool: Option<String>,
-    /// torchvision ResNet-18 ImageNet weights (.pth/.pt/.safetensors); fc is replaced.
+    /// torchvision ResNet-18 ImageNet weights (.pth/.pt/.safetensors); fc is replaced. With
+    /// --task segmentation: ResNet-18/34 weights for the encoder.
     #[arg(long, value_name = "FILE")]
     pretrained: Option<PathBuf>,
     /// Epochs [default: 20].
     #[arg(long)]
     epochs: Option<usize>,
-    /// Batch size [default: 32].
+    /// Batch size [default: 32; segmentation: tiles per batch, 8].
     #[arg(long)]
     batch_size: Option<usize>,
     /// Adam learning rate [default: 0.001].
@@ -66,7 +94,8 @@ pub struct TrainArgs {
     /// A subset file from `fovea balance` to train on.
     #[arg(long, value_name = "FILE")]
     subset: Option<PathBuf>,
-    /// Samples per epoch (0 = the whole pool) [default: 0].
+    /// Samples per epoch (0 = the whole pool) [default: 0; segmentation: tiles per epoch,
+    /// at least 1, 256].
     #[arg(long)]
     epoch_size: Option<usize>,
     /// Stop after this many epochs without a better validation macro F1 (0 = never) [default: 5].
@@ -153,6 +182,12 @@ fn resolve(a: &TrainArgs, threads: Option<usize>) -> Result<TrainSettings> {
     if let Some(v) = &a.store {
         s.store = Some(v.clone());
     }
+    if let Some(t) = a.task {
+        s.task = t.into();
+    }
+    if s.task == TrainTask::Segmentation {
+        return resolve_segmentation(a, threads, s);
+    }
     if let Some(m) = &a.model {
         s.model =
             ModelKind::parse(m).with_context(|| format!("--model '{m}' is not resnet18 or cnn"))?;
@@ -206,6 +241,64 @@ fn resolve(a: &TrainArgs, threads: Option<usize>) -> Result<TrainSettings> {
     Ok(s)
 }
 
+/// The flags of a segmentation run: `--model` is the encoder, `--batch-size` and
+/// `--epoch-size` the tiles per batch and per epoch; the patch-pool flags are refused.
+fn resolve_segmentation(
+    a: &TrainArgs,
+    threads: Option<usize>,
+    mut s: TrainSettings,
+) -> Result<TrainSettings> {
+    for (given, flag) in [
+        (a.balance.is_some(), "--balance"),
+        (a.subset.is_some(), "--subset"),
+        (a.val_size.is_some(), "--val-size"),
+        (a.pool.is_some(), "--pool"),
+        (a.context.fusion.is_some(), "--fusion"),
+    ] {
+        anyhow::ensure!(
+            !given,
+            "{flag} is a patch-classifier setting; --task segmentation does not use it"
+        );
+    }
+    let seg = s.segmentation.get_or_insert_with(Default::default);
+    if let Some(m) = &a.model {
+        seg.encoder = SegEncoder::parse(m).with_context(|| {
+            format!("--model '{m}' is not small, resnet18 or resnet34 (the segmentation encoders)")
+        })?;
+    }
+    if let Some(v) = a.batch_size {
+        seg.tiles.batch_size = v;
+    }
+    if let Some(v) = a.epoch_size {
+        seg.tiles.tiles_per_epoch = v;
+    }
+    if let Some(m) = &a.amp {
+        s.amp = fovea_nn::amp::Amp::parse(m)
+            .with_context(|| format!("--amp '{m}' is not off or fp16"))?;
+    }
+    if let Some(v) = a.channels_last {
+        s.channels_last = v;
+    }
+    macro_rules! set {
+        ($flag:expr => $field:expr) => {
+            if let Some(v) = $flag {
+                $field = v;
+            }
+        };
+    }
+    s.pretrained = a.pretrained.clone().or(s.pretrained);
+    set!(a.epochs => s.epochs);
+    set!(a.lr => s.optim.lr);
+    set!(a.seed => s.seed);
+    set!(a.patience => s.patience);
+    set!(threads => s.threads);
+    if let Some(d) = &a.device {
+        s.device = DeviceChoice::parse(d)
+            .with_context(|| format!("--device '{d}' is not cpu, cuda or auto"))?;
+    }
+    Ok(s)
+}
+
 pub struct Console {
     pub bar: ProgressBar,
 }
@@ -249,6 +342,10 @@ impl TrainObserver for Console {
     fn epoch_end(&self, r: &EpochReport) {
         self.bar.finish_and_clear();
         match &r.detail {
+            EpochDetail::Segmentation(d) => print!(
+                "{}",
+                fovea_nn::segmentation::epoch_lines(r.epoch, r.epochs, r.train_loss, r.val_loss, d)
+            ),
             EpochDetail::Patches(d) => {
                 print!(
                     "{}",
@@ -289,12 +386,24 @@ impl TrainObserver for Console {
 pub fn train(a: TrainArgs, threads: Option<usize>) -> Result<()> {
     let settings = resolve(&a, threads)?;
     let cancel = cancel_flag();
-    let state = fovea_nn::train::train(&settings, &a.out, a.resume, &Console::new(), &cancel)
-        .map_err(exit_if_interrupted)?;
+    let (console, task) = (Console::new(), settings.task);
+    let state = match task {
+        TrainTask::Classifier => {
+            fovea_nn::train::train(&settings, &a.out, a.resume, &console, &cancel)
+        }
+        TrainTask::Segmentation => {
+            fovea_nn::segmentation::train(&settings, &a.out, a.resume, &console, &cancel)
+        }
+    }
+    .map_err(exit_if_interrupted)?;
     println!(
-        "done: {} epochs in {:.0}s; best validation macro F1 {:.4} at epoch {}; run in {}",
+        "done: {} epochs in {:.0}s; best validation {} {:.4} at epoch {}; run in {}",
         state.epochs_done,
         state.seconds,
+        match task {
+            TrainTask::Classifier => "macro F1",
+            TrainTask::Segmentation => "mean pixel AUPR",
+        },
         state.best_metric,
         state.best_epoch,
         a.out.display()

@@ -72,8 +72,8 @@ pub fn check_task(path: &Path, text: &str, want: TrainTask) -> Result<()> {
         .to_path_buf();
     Err(NnError::WrongTask {
         run,
-        task: task.as_str(),
-        wanted: want.as_str(),
+        task: task.describe(),
+        wanted: want.describe(),
     })
 }
 
@@ -135,7 +135,7 @@ mod tests {
             "{msg}"
         );
         let e = check_task(p, "model = \"cnn\"", TrainTask::Segmentation).unwrap_err();
-        assert!(e.to_string().contains("classifier"), "{e}");
+        assert!(e.to_string().contains("patch-classifier run (model"), "{e}");
         assert!(check_task(p, "task = \"gan\"", TrainTask::Classifier).is_err());
         assert!(check_task(p, "task = [", TrainTask::Classifier).is_err());
     }

@@ -32,6 +32,14 @@ impl TrainTask {
             TrainTask::Segmentation => "segmentation",
         }
     }
+
+    /// The family's name in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TrainTask::Classifier => "patch-classifier",
+            TrainTask::Segmentation => "segmentation",
+        }
+    }
 }
 
 /// Whole-photograph inference ([`super::infer`]): tiles of `tile` pixels (of the photograph
@@ -93,8 +101,10 @@ pub struct SegSettings {
     /// split is always the store's).
     pub dataset: Option<PathBuf>,
     /// Training tiles: side, scale, batch size, tiles per epoch, lesion draw weights,
-    /// augmentation, cache bytes. Its `seed` is the run's and its `enhance` and `fov` the
-    /// store's (`extract.toml`), set when the run starts.
+    /// augmentation, cache bytes (defaults: fovea-loader's [`TileSettings`]: 256-pixel
+    /// tiles at full resolution, 8 per batch, 2048 per epoch, 1 GiB cache). Its `seed` is
+    /// the run's and its `enhance` and `fov` the store's (`extract.toml`), set when the
+    /// run starts.
     pub tiles: TileSettings,
     /// BCE or focal per pixel plus soft Dice per lesion.
     pub loss: SegLossSettings,
@@ -106,19 +116,12 @@ pub struct SegSettings {
 }
 
 impl Default for SegSettings {
-    /// CPU-sized: the small encoder, 128-pixel tiles at full resolution, 8 per batch, 256
-    /// per epoch.
+    /// The CPU-sized small encoder; the tiles' own defaults.
     fn default() -> Self {
         SegSettings {
             encoder: SegEncoder::Small,
             dataset: None,
-            tiles: TileSettings {
-                side: 128,
-                batch_size: 8,
-                tiles_per_epoch: 256,
-                cache_bytes: 512 << 20,
-                ..TileSettings::default()
-            },
+            tiles: TileSettings::default(),
             loss: SegLossSettings::default(),
             infer: InferSettings::default(),
             val_images: 0,
