@@ -5,9 +5,10 @@
 //!   ([`context`]), ImageNet weights ([`pretrained`], [`tensors`]), channels-last layout
 //!   ([`layout`]).
 //! - Training: the engine every model family shares ([`engine`]), the patch classifier as
-//!   its first family ([`train`]), losses ([`loss`]), Adam with savable state ([`optim`]),
-//!   mixed precision ([`amp`]), settings ([`settings`]), run folders and checkpoints
-//!   ([`checkpoint`]).
+//!   its first family ([`train`]), the pixel-level segmentation model
+//!   ([`segmentation`]: training, tiled whole-photograph inference), losses ([`loss`]),
+//!   Adam with savable state ([`optim`]), mixed precision ([`amp`]), settings
+//!   ([`settings`]), run folders and checkpoints ([`checkpoint`]).
 //! - Using a trained run: loading it and predicting store splits ([`inference`]),
 //!   `fovea eval` ([`eval`]), lesion maps of photographs ([`dense`], [`maps`]),
 //!   TorchScript export ([`export`]), the whole-image-context ablation ([`ablation`]).

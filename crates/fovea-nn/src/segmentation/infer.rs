@@ -263,7 +263,7 @@ mod tests {
         RgbImage::from_fn(w, h, |x, y| {
             Rgb([
                 (x * 7 + y * 3) as u8,
-                (x * 13 ^ y * 5) as u8,
+                ((x * 13) ^ (y * 5)) as u8,
                 ((x + y) * 11) as u8,
             ])
         })

@@ -156,4 +156,18 @@ mod tests {
         );
         assert!(toml::from_str::<SegSettings>("encoderr = \"small\"").is_err());
     }
+
+    #[test]
+    fn shipped_segmentation_configs_parse_and_validate() {
+        use crate::settings::TrainSettings;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for name in ["seg-cpu.toml", "seg-gpu.toml"] {
+            let s = TrainSettings::from_toml_file(&dir.join(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(s.task, TrainTask::Segmentation, "{name}");
+            let seg = s.segmentation.clone().expect("a [segmentation] table");
+            seg.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            s.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
 }
