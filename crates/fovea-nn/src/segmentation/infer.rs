@@ -141,9 +141,10 @@ pub fn blend_tiles(
             let dst = &mut input[k * 3 * th * tw..(k + 1) * 3 * th * tw];
             for y in 0..th {
                 let row = &raw[((y0 + y) * w + x0) * 3..][..tw * 3];
-                for (x, px) in row.chunks_exact(3).enumerate() {
-                    for c in 0..3 {
-                        dst[(c * th + y) * tw + x] = lut[c][px[c] as usize];
+                for (c, table) in lut.iter().enumerate() {
+                    let out = &mut dst[(c * th + y) * tw..][..tw];
+                    for (o, px) in out.iter_mut().zip(row.chunks_exact(3)) {
+                        *o = table[px[c] as usize];
                     }
                 }
             }
@@ -161,13 +162,16 @@ pub fn blend_tiles(
         let probs: Vec<f32> = Vec::try_from(probs.contiguous().view([-1]))?;
         for (k, &(x0, y0)) in chunk.iter().enumerate() {
             let tile = &probs[k * NUM_LESIONS * th * tw..(k + 1) * NUM_LESIONS * th * tw];
-            for y in 0..th {
+            for (y, &wyy) in wy.iter().enumerate() {
                 let o = (y0 + y) * w + x0;
-                for x in 0..tw {
-                    let wt = wy[y] * wx[x];
-                    wsum[o + x] += wt;
-                    for c in 0..NUM_LESIONS {
-                        acc[c * w * h + o + x] += wt * tile[(c * th + y) * tw + x];
+                for (d, &wxx) in wsum[o..o + tw].iter_mut().zip(&wx) {
+                    *d += wyy * wxx;
+                }
+                for c in 0..NUM_LESIONS {
+                    let dst = &mut acc[c * w * h + o..][..tw];
+                    let src = &tile[(c * th + y) * tw..][..tw];
+                    for ((d, &p), &wxx) in dst.iter_mut().zip(src).zip(&wx) {
+                        *d += wyy * wxx * p;
                     }
                 }
             }
