@@ -173,6 +173,10 @@ fn segmentation_flags_are_checked() {
             &["--balance", "none"][..],
             "--balance is a patch-classifier setting",
         ),
+        (
+            &["--pretrained", "w.pth"][..],
+            "fit the resnet18 and resnet34 encoders, not \"small\"",
+        ),
     ] {
         let o = train(&store, &tmp.path().join("run"), &cfg, extra)
             .output()

@@ -32,7 +32,7 @@ use fovea_data::{Dataset, Split, NUM_LESIONS};
 use fovea_loader::tiles::{store_splits, DatasetSource};
 use fovea_metrics::{MetricsCsvRow, MultiLabelMetrics};
 use fovea_run::RankingRow;
-use fovea_store::Store;
+use fovea_store::{ExtractSettings, Store};
 
 use crate::amp::Amp;
 use crate::checkpoint::TrainState;
@@ -83,17 +83,20 @@ pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
     fovea_data::fsio::write_atomic(path, text.as_bytes()).map_err(|e| NnError::io(e.path, e.source))
 }
 
-/// The settings of a segmentation run, resolved against its store: `task`, the
-/// `[segmentation]` table (defaults when absent), the tiles' seed (the run's) and
-/// enhancement and field of view (the store's `extract.toml`). Checks them.
-pub fn resolve(settings: &TrainSettings, store: &Store) -> Result<TrainSettings> {
+/// The settings of a segmentation run, resolved against its store's `extract.toml`:
+/// `task`, the `[segmentation]` table (defaults when absent), the tiles' seed (the run's)
+/// and enhancement and field of view (the store's). Checks them; without a store, only
+/// checks them.
+pub fn resolve(settings: &TrainSettings, store: Option<&ExtractSettings>) -> Result<TrainSettings> {
     let mut s = settings.clone();
     s.task = TrainTask::Segmentation;
     let seed = s.seed;
     let seg = s.segmentation.get_or_insert_with(SegSettings::default);
     seg.tiles.seed = seed;
-    seg.tiles.enhance = store.settings.enhance;
-    seg.tiles.fov = store.settings.fov.clone();
+    if let Some(store) = store {
+        seg.tiles.enhance = store.enhance;
+        seg.tiles.fov = store.fov.clone();
+    }
     seg.validate()?;
     if s.pretrained.is_some() && !seg.encoder.pretrainable() {
         return Err(NnError::setting(
@@ -121,12 +124,13 @@ pub fn train(
     observer: &dyn TrainObserver,
     cancel: &AtomicBool,
 ) -> Result<TrainState> {
+    resolve(settings, None)?;
     let store_dir = settings
         .store
         .clone()
         .ok_or_else(|| NnError::Usage("no patch store: give --store STORE".into()))?;
     let store = Store::open(&store_dir)?;
-    let settings = resolve(settings, &store)?;
+    let settings = resolve(settings, Some(&store.settings))?;
     let device = settings.device.resolve()?;
     if settings.amp != Amp::Off && device == tch::Device::Cpu {
         return Err(NnError::Usage(
