@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 
 use fovea_loader::tiles::TileSettings;
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{NnError, Result};
 use crate::models::unet::SegEncoder;
@@ -101,30 +102,71 @@ pub struct SegSettings {
     /// split is always the store's).
     pub dataset: Option<PathBuf>,
     /// Training tiles: side, scale, batch size, tiles per epoch, lesion draw weights,
-    /// augmentation, cache bytes (defaults: fovea-loader's [`TileSettings`]: 256-pixel
-    /// tiles at full resolution, 8 per batch, 2048 per epoch, 1 GiB cache). Its `seed` is
-    /// the run's and its `enhance` and `fov` the store's (`extract.toml`), set when the
-    /// run starts.
+    /// augmentation, cache bytes. A setting the table does not give takes its CPU-sized
+    /// default ([`cpu_tiles`]). Its `seed` is the run's and its `enhance` and `fov` the
+    /// store's (`extract.toml`), set when the run starts.
+    #[serde(deserialize_with = "tiles_over_cpu_defaults")]
     pub tiles: TileSettings,
     /// BCE or focal per pixel plus soft Dice per lesion.
     pub loss: SegLossSettings,
     /// Whole-photograph inference (validation, and `predict` later).
     pub infer: InferSettings,
     /// Validation photographs scored after every epoch, the first ones of the validation
-    /// split in id order; 0 = all. Validation maps every pixel of each at full resolution.
+    /// split in id order; 0 = all. Validation maps every pixel of each at full resolution
+    /// (about 100 s per 4288 x 2848 photograph with the small encoder on 2 cores), so the
+    /// default, 2, keeps it under half of a CPU-sized epoch.
     pub val_images: usize,
 }
 
+/// The tiles' CPU-sized defaults: fovea-loader's [`TileSettings`] (full resolution,
+/// lesion-aware draws, augmentation) with 128-pixel tiles, 8 per batch, 512 per epoch, a
+/// 1 GiB cache and one worker.
+pub fn cpu_tiles() -> TileSettings {
+    TileSettings {
+        side: 128,
+        batch_size: 8,
+        tiles_per_epoch: 512,
+        cache_bytes: 1 << 30,
+        workers: 1,
+        ..TileSettings::default()
+    }
+}
+
+/// A `[segmentation.tiles]` table over [`cpu_tiles`]: what it gives (nested tables key by
+/// key) replaces the default, the rest stays (unknown keys are still refused).
+fn tiles_over_cpu_defaults<'de, D: Deserializer<'de>>(d: D) -> Result<TileSettings, D::Error> {
+    let given = toml::Table::deserialize(d)?;
+    let mut base = match toml::Value::try_from(cpu_tiles()).map_err(D::Error::custom)? {
+        toml::Value::Table(t) => t,
+        _ => return Err(D::Error::custom("tile settings are not a table")),
+    };
+    merge(&mut base, given);
+    toml::Value::Table(base)
+        .try_into()
+        .map_err(D::Error::custom)
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 impl Default for SegSettings {
-    /// The CPU-sized small encoder; the tiles' own defaults.
+    /// CPU-sized: the small encoder, [`cpu_tiles`], 2 validation photographs.
     fn default() -> Self {
         SegSettings {
             encoder: SegEncoder::Small,
             dataset: None,
-            tiles: TileSettings::default(),
+            tiles: cpu_tiles(),
             loss: SegLossSettings::default(),
             infer: InferSettings::default(),
-            val_images: 0,
+            val_images: 2,
         }
     }
 }
@@ -155,6 +197,32 @@ mod tests {
             matches!(bad.validate(), Err(NnError::Setting { name, .. }) if name == "segmentation.infer.overlap")
         );
         assert!(toml::from_str::<SegSettings>("encoderr = \"small\"").is_err());
+    }
+
+    #[test]
+    fn a_partial_tiles_table_keeps_the_cpu_defaults() {
+        let s: SegSettings =
+            toml::from_str("[tiles]\nside = 64\n[tiles.augment]\nhue = 0.0\n").unwrap();
+        let cpu = cpu_tiles();
+        assert_eq!(s.tiles.side, 64);
+        assert_eq!(
+            (
+                s.tiles.batch_size,
+                s.tiles.tiles_per_epoch,
+                s.tiles.cache_bytes
+            ),
+            (cpu.batch_size, cpu.tiles_per_epoch, cpu.cache_bytes)
+        );
+        assert_eq!(s.tiles.augment.hue, 0.0);
+        assert_eq!(s.tiles.augment.rotation_deg, cpu.augment.rotation_deg);
+        assert_eq!(
+            toml::from_str::<SegSettings>("val_images = 1")
+                .unwrap()
+                .tiles,
+            cpu
+        );
+        let e = toml::from_str::<SegSettings>("[tiles]\nsidee = 64\n").unwrap_err();
+        assert!(e.to_string().contains("sidee"), "{e}");
     }
 
     #[test]
