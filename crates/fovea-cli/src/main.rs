@@ -34,7 +34,8 @@ enum Command {
     Stats(cmd::stats::Args),
     /// Build a balanced training subset (list of patch ids) from a patch store.
     Balance(cmd::balance::Args),
-    /// Train a lesion classifier on a patch store (`fovea train --help`).
+    /// Train a lesion classifier on a patch store, or (`--task segmentation`) a pixel-level
+    /// segmentation model on its dataset's photographs and masks (`fovea train --help`).
     #[command(disable_help_flag = true)]
     Train(Passthrough),
     /// Evaluate a trained run on a split of a patch store (`fovea eval --help`).

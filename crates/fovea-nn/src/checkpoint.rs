@@ -172,6 +172,7 @@ pub fn read_state(dir: &Path) -> Result<TrainState> {
 pub fn read_model_info(model_dir: &Path) -> Result<ModelInfo> {
     let p = ModelDir::new(model_dir).info();
     let text = std::fs::read_to_string(&p).map_err(|e| NnError::io(&p, e))?;
+    crate::segmentation::model::check_task(&p, &text, crate::segmentation::TrainTask::Classifier)?;
     toml::from_str(&text).map_err(|e| NnError::malformed(&p, e))
 }
 

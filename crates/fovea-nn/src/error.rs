@@ -132,6 +132,13 @@ pub enum NnError {
     /// What a model cannot do (e.g. export of a fused variant); `path` is its run.
     #[error("{}: {reason}", path.display())]
     Unsupported { path: PathBuf, reason: String },
+    /// A run of the other model family (`task` in its `model/model.toml`).
+    #[error("{} is a {task} run (model/model.toml): this command needs a {wanted} run", run.display())]
+    WrongTask {
+        run: PathBuf,
+        task: &'static str,
+        wanted: &'static str,
+    },
     /// A bug: a state the code should never reach.
     #[error("internal: {0}")]
     Internal(String),

@@ -6,10 +6,12 @@
 //!   normalisation ([`pretrained`], [`tensors`], [`imagenet`]), channels-last layout
 //!   ([`layout`]), checks that loaded weights are finite ([`finite`]).
 //! - Training: the engine every model family shares ([`engine`]), the patch classifier as
-//!   its first family ([`train`]), losses ([`loss`]; per-pixel and Dice for segmentation,
-//!   [`seg_loss`]), Adam with savable state ([`optim`]), mixed precision ([`amp`]),
-//!   settings ([`settings`]), the best model and checkpoints ([`checkpoint`]; their file
-//!   names come from `fovea_run`'s run-folder contract).
+//!   its first family ([`train`]), the pixel-level segmentation model
+//!   ([`segmentation`]: training, tiled whole-photograph inference), losses ([`loss`];
+//!   per-pixel and Dice for segmentation, [`seg_loss`]), Adam with savable state
+//!   ([`optim`]), mixed precision ([`amp`]), settings ([`settings`]), the best model and
+//!   checkpoints ([`checkpoint`]; their file names come from `fovea_run`'s run-folder
+//!   contract).
 //! - Using a trained run: loading it and predicting store splits ([`inference`]),
 //!   `fovea eval` ([`eval`]), lesion maps of photographs ([`dense`], [`maps`]),
 //!   TorchScript export ([`export`]), the whole-image-context ablation ([`ablation`]).
@@ -36,6 +38,7 @@ pub mod models;
 pub mod optim;
 pub mod pretrained;
 pub mod seg_loss;
+pub mod segmentation;
 pub mod settings;
 pub mod tensors;
 pub mod train;

@@ -18,8 +18,8 @@
 //!   model does;
 //! - total: `pixel_weight * pixel + dice_weight * mean_c (1 - D_c)`.
 //!
-//! Not yet used by a training loop: the segmentation training comes with the training
-//! engine (issue 16).
+//! The segmentation model's training step ([`crate::segmentation`]) uses it; its
+//! validation computes the same formula from probabilities.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};

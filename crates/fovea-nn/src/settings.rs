@@ -12,6 +12,7 @@ use crate::device::DeviceChoice;
 use crate::error::{NnError, Result};
 use crate::loss::LossSettings;
 use crate::models::{ModelKind, Pool};
+use crate::segmentation::{SegSettings, TrainTask};
 
 /// Everything that decides a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,11 @@ pub struct TrainSettings {
     pub patience: usize,
     /// Whole-image context: global encoder, fusion variant, contrastive term.
     pub context: ContextSettings,
+    /// The model family: the patch classifier or the segmentation model (`--task`).
+    pub task: TrainTask,
+    /// The segmentation model's settings (`task = "segmentation"`; absent = defaults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segmentation: Option<SegSettings>,
 }
 
 impl Default for TrainSettings {
@@ -68,6 +74,8 @@ impl Default for TrainSettings {
             data: DataSettings::default(),
             patience: 5,
             context: ContextSettings::default(),
+            task: TrainTask::Classifier,
+            segmentation: None,
         }
     }
 }

@@ -35,7 +35,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a lesion classifier on a patch store.
+    /// Train a lesion classifier on a patch store, or (`--task segmentation`) a pixel-level
+    /// segmentation model on the photographs and masks of its dataset.
     Train(train_cmd::TrainArgs),
     /// Evaluate a run's best model on a split of a patch store.
     Eval(train_cmd::EvalArgs),

@@ -11,15 +11,83 @@ use fovea_data::Split;
 use fovea_nn::context::{EncoderKind, Fusion};
 use fovea_nn::device::DeviceChoice;
 use fovea_nn::engine::EpochDetail;
+use fovea_nn::models::unet::SegEncoder;
 use fovea_nn::models::ModelKind;
+use fovea_nn::segmentation::TrainTask;
 use fovea_nn::settings::{Balance, TrainSettings};
 use fovea_nn::train::{epoch_lines, ranking_line, EpochReport, TrainObserver};
 use fovea_nn::NnError;
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// `--task`: which model family `fovea train` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TaskArg {
+    /// The multi-label patch classifier on the store's patches.
+    Classifier,
+    /// The U-Net on tiles of the photographs and masks of the store's dataset, with the
+    /// store's split.
+    Segmentation,
+}
+
+impl From<TaskArg> for TrainTask {
+    fn from(t: TaskArg) -> TrainTask {
+        match t {
+            TaskArg::Classifier => TrainTask::Classifier,
+            TaskArg::Segmentation => TrainTask::Segmentation,
+        }
+    }
+}
+
+/// `--model`: a patch classifier's architecture, or with `--task segmentation` the
+/// U-Net's encoder (one flag, two families, so one list of names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelArg {
+    Resnet18,
+    Cnn,
+    Small,
+    Resnet34,
+}
+
+impl ModelArg {
+    /// The patch classifier's architecture.
+    fn classifier(self) -> Result<ModelKind> {
+        match self {
+            ModelArg::Resnet18 => Ok(ModelKind::Resnet18),
+            ModelArg::Cnn => Ok(ModelKind::Cnn),
+            ModelArg::Small | ModelArg::Resnet34 => anyhow::bail!(
+                "--model {}: a segmentation encoder; a patch classifier is resnet18 or cnn (or give --task segmentation)",
+                self.name()
+            ),
+        }
+    }
+
+    /// The segmentation U-Net's encoder.
+    fn segmentation(self) -> Result<SegEncoder> {
+        match self {
+            ModelArg::Small => Ok(SegEncoder::Small),
+            ModelArg::Resnet18 => Ok(SegEncoder::Resnet18),
+            ModelArg::Resnet34 => Ok(SegEncoder::Resnet34),
+            ModelArg::Cnn => anyhow::bail!(
+                "--model cnn: a patch classifier; the segmentation encoders are small, resnet18 and resnet34"
+            ),
+        }
+    }
+
+    /// The flag's spelling of the value.
+    fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// The patch store (from `fovea extract`).
+    /// Model family [default: classifier, or the config's `task`].
+    #[arg(long, value_enum)]
+    task: Option<TaskArg>,
+    /// The patch store (from `fovea extract`); a segmentation run reads the photographs
+    /// and masks of the dataset it was extracted from, with its split.
     #[arg(long)]
     store: Option<PathBuf>,
     /// Output run folder (config.toml, metrics.csv, thresholds.json, model/, checkpoints/).
@@ -31,9 +99,11 @@ pub struct TrainArgs {
     /// Continue an interrupted run in --out from its last completed epoch.
     #[arg(long)]
     resume: bool,
-    /// resnet18 (torchvision layout) or cnn (the report's shallow baseline) [default: resnet18].
+    /// resnet18 (torchvision layout) or cnn (the report's shallow baseline) [default:
+    /// resnet18]; with --task segmentation the U-Net's encoder: small (CPU-sized),
+    /// resnet18 or resnet34 [default: small].
     #[arg(long, value_enum)]
-    model: Option<ModelKind>,
+    model: Option<ModelArg>,
     /// Mixed precision on CUDA: off or fp16 (autocast, dynamic loss scaling) [default: off].
     #[arg(long, value_enum)]
     amp: Option<fovea_nn::amp::Amp>,
@@ -45,13 +115,14 @@ pub struct TrainArgs {
     /// of lesions of a few pixels) [default: avg].
     #[arg(long, value_enum)]
     pool: Option<fovea_nn::models::Pool>,
-    /// torchvision ResNet-18 ImageNet weights (.pth/.pt/.safetensors); fc is replaced.
+    /// torchvision ResNet-18 ImageNet weights (.pth/.pt/.safetensors); fc is replaced. With
+    /// --task segmentation: ResNet-18/34 weights for the encoder.
     #[arg(long, value_name = "FILE")]
     pretrained: Option<PathBuf>,
     /// Epochs [default: 20].
     #[arg(long)]
     epochs: Option<usize>,
-    /// Batch size [default: 32].
+    /// Batch size [default: 32; segmentation: tiles per batch, 8].
     #[arg(long)]
     batch_size: Option<usize>,
     /// Adam learning rate [default: 0.001].
@@ -66,7 +137,8 @@ pub struct TrainArgs {
     /// A subset file from `fovea balance` to train on.
     #[arg(long, value_name = "FILE")]
     subset: Option<PathBuf>,
-    /// Samples per epoch (0 = the whole pool) [default: 0].
+    /// Samples per epoch (0 = the whole pool) [default: 0; segmentation: tiles per epoch,
+    /// at least 1, 256].
     #[arg(long)]
     epoch_size: Option<usize>,
     /// Stop after this many epochs without a better validation macro F1 (0 = never) [default: 5].
@@ -150,8 +222,14 @@ fn resolve(a: &TrainArgs, threads: Option<usize>) -> Result<TrainSettings> {
     if let Some(v) = &a.store {
         s.store = Some(v.clone());
     }
+    if let Some(t) = a.task {
+        s.task = t.into();
+    }
+    if s.task == TrainTask::Segmentation {
+        return resolve_segmentation(a, threads, s);
+    }
     if let Some(m) = a.model {
-        s.model = m;
+        s.model = m.classifier()?;
     }
     if let Some(m) = a.amp {
         s.amp = m;
@@ -191,6 +269,60 @@ fn resolve(a: &TrainArgs, threads: Option<usize>) -> Result<TrainSettings> {
     }
     a.context.apply(&mut s)?;
     s.validate().map_err(anyhow::Error::msg)?;
+    Ok(s)
+}
+
+/// The flags of a segmentation run: `--model` is the encoder, `--batch-size` and
+/// `--epoch-size` the tiles per batch and per epoch; the patch-pool flags are refused.
+fn resolve_segmentation(
+    a: &TrainArgs,
+    threads: Option<usize>,
+    mut s: TrainSettings,
+) -> Result<TrainSettings> {
+    for (given, flag) in [
+        (a.balance.is_some(), "--balance"),
+        (a.subset.is_some(), "--subset"),
+        (a.val_size.is_some(), "--val-size"),
+        (a.pool.is_some(), "--pool"),
+        (a.context.fusion.is_some(), "--fusion"),
+    ] {
+        anyhow::ensure!(
+            !given,
+            "{flag} is a patch-classifier setting; --task segmentation does not use it"
+        );
+    }
+    let seg = s.segmentation.get_or_insert_with(Default::default);
+    if let Some(m) = a.model {
+        seg.encoder = m.segmentation()?;
+    }
+    if let Some(v) = a.batch_size {
+        seg.tiles.batch_size = v;
+    }
+    if let Some(v) = a.epoch_size {
+        seg.tiles.tiles_per_epoch = v;
+    }
+    if let Some(m) = a.amp {
+        s.amp = m;
+    }
+    if let Some(v) = a.channels_last {
+        s.channels_last = v;
+    }
+    macro_rules! set {
+        ($flag:expr => $field:expr) => {
+            if let Some(v) = $flag {
+                $field = v;
+            }
+        };
+    }
+    s.pretrained = a.pretrained.clone().or(s.pretrained);
+    set!(a.epochs => s.epochs);
+    set!(a.lr => s.optim.lr);
+    set!(a.seed => s.seed);
+    set!(a.patience => s.patience);
+    set!(threads => s.threads);
+    if let Some(d) = a.device {
+        s.device = d;
+    }
     Ok(s)
 }
 
@@ -237,6 +369,10 @@ impl TrainObserver for Console {
     fn epoch_end(&self, r: &EpochReport) {
         self.bar.finish_and_clear();
         match &r.detail {
+            EpochDetail::Segmentation(d) => print!(
+                "{}",
+                fovea_nn::segmentation::epoch_lines(r.epoch, r.epochs, r.train_loss, r.val_loss, d)
+            ),
             EpochDetail::Patches(d) => {
                 print!(
                     "{}",
@@ -277,12 +413,24 @@ impl TrainObserver for Console {
 pub fn train(a: TrainArgs, threads: Option<usize>) -> Result<()> {
     let settings = resolve(&a, threads)?;
     let cancel = cancel_flag();
-    let state = fovea_nn::train::train(&settings, &a.out, a.resume, &Console::new(), &cancel)
-        .map_err(exit_if_interrupted)?;
+    let (console, task) = (Console::new(), settings.task);
+    let state = match task {
+        TrainTask::Classifier => {
+            fovea_nn::train::train(&settings, &a.out, a.resume, &console, &cancel)
+        }
+        TrainTask::Segmentation => {
+            fovea_nn::segmentation::train(&settings, &a.out, a.resume, &console, &cancel)
+        }
+    }
+    .map_err(exit_if_interrupted)?;
     println!(
-        "done: {} epochs in {:.0}s; best validation macro F1 {:.4} at epoch {}; run in {}",
+        "done: {} epochs in {:.0}s; best validation {} {:.4} at epoch {}; run in {}",
         state.epochs_done,
         state.seconds,
+        match task {
+            TrainTask::Classifier => "macro F1",
+            TrainTask::Segmentation => "mean pixel AUPR",
+        },
         state.best_metric,
         state.best_epoch,
         a.out.display()

@@ -2,8 +2,8 @@
 //! and their four lesion masks (not from the 64-pixel patch store), with lesion-aware
 //! probability, augmented photograph and masks together, seeded, in bounded memory.
 //!
-//! Not yet reachable from the command line: the segmentation training (issue 16) plugs
-//! this into the shared training engine.
+//! The segmentation training (`fovea_nn::segmentation`, `fovea train --task
+//! segmentation`) draws its batches from here.
 //!
 //! One draw (tile `i` of epoch `e`, every random choice from the stream
 //! (seed, `TILES`, e, i), so a tile depends on nothing else):

@@ -33,6 +33,8 @@ pub struct EpochReport {
 pub enum EpochDetail {
     /// The patch classifier (every fusion variant).
     Patches(PatchEpoch),
+    /// The segmentation model.
+    Segmentation(crate::segmentation::SegEpoch),
 }
 
 /// The patch classifier's figures of an epoch.

@@ -1,0 +1,193 @@
+//! `fovea train --task segmentation` as a user runs it, on a tiny synthetic dataset: the
+//! run's files (CONTRACTS 3), a classifier command refusing the run by name, Ctrl-C (exit
+//! 130) then `--resume`, and a photograph smaller than a tile named in the error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fovea_metrics::{ThresholdsFile, METRICS_CSV_HEADER};
+use fovea_run::VAL_RANKING_CSV_HEADER;
+use fovea_testkit::Synth;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fovea-torch"))
+}
+
+/// Settings small enough for a test: 32-pixel tiles, 8 per epoch, 64-pixel inference
+/// tiles.
+fn config(dir: &Path) -> PathBuf {
+    let p = dir.join("seg.toml");
+    std::fs::write(
+        &p,
+        "[segmentation.tiles]\nside = 32\nbatch_size = 4\ntiles_per_epoch = 8\nworkers = 1\n\
+         [segmentation.infer]\ntile = 64\noverlap = 16\n",
+    )
+    .unwrap();
+    p
+}
+
+fn train(store: &Path, run: &Path, cfg: &Path, extra: &[&str]) -> Command {
+    let mut c = bin();
+    c.args([
+        "--threads",
+        "1",
+        "train",
+        "--task",
+        "segmentation",
+        "--store",
+    ])
+    .arg(store)
+    .arg("--out")
+    .arg(run)
+    .arg("--config")
+    .arg(cfg)
+    .args(["--device", "cpu"])
+    .args(extra);
+    c
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_segmentation_run_writes_the_run_files_and_classifier_commands_refuse_it() {
+    let tmp = fovea_testkit::tempdir().unwrap();
+    let store = Synth::new(5, 4).store(tmp.path());
+    let run = tmp.path().join("run");
+    let o = train(&store, &run, &config(tmp.path()), &["--epochs", "2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("pixel AUPR") && out.contains("done: 2 epochs"),
+        "{out}"
+    );
+    let read = |f: &str| std::fs::read_to_string(run.join(f)).unwrap();
+    let cfg = read("config.toml");
+    assert!(cfg.contains("task = \"segmentation\"") && cfg.contains("[segmentation.tiles]"));
+    let metrics = read("metrics.csv");
+    let lines: Vec<&str> = metrics.lines().collect();
+    assert_eq!(lines[0], METRICS_CSV_HEADER);
+    assert_eq!(lines.len(), 5, "{metrics}");
+    assert!(lines[1].starts_with("1,train,") && lines[2].starts_with("1,val,"));
+    let ranking = read("val_ranking.csv");
+    assert_eq!(ranking.lines().next(), Some(VAL_RANKING_CSV_HEADER));
+    assert_eq!(ranking.lines().count(), 3);
+    for t in ["thresholds.json", "model/thresholds.json"] {
+        let th = ThresholdsFile::read(&run.join(t)).unwrap().to_array();
+        assert!(th.iter().all(|v| (0.0..=1.0).contains(v)), "{t}: {th:?}");
+    }
+    assert!(read("model/model.toml").contains("task = \"segmentation\""));
+    assert!(run.join("model/model.safetensors").is_file());
+    assert!(run.join("checkpoints/epoch-0002/state.json").is_file());
+    // The patch classifier's commands name the run and its task.
+    let e = bin()
+        .args(["eval", "--run"])
+        .arg(&run)
+        .arg("--store")
+        .arg(&store)
+        .arg("--out")
+        .arg(tmp.path().join("eval"))
+        .args(["--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(!e.status.success());
+    let msg = stderr(&e);
+    assert!(
+        msg.contains(&run.display().to_string()) && msg.contains("is a segmentation run"),
+        "{msg}"
+    );
+    // Resuming it as a classifier is refused, naming the setting.
+    let c = bin()
+        .args(["--threads", "1", "train", "--resume", "--store"])
+        .arg(&store)
+        .arg("--out")
+        .arg(&run)
+        .args(["--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(!c.status.success());
+    assert!(stderr(&c).contains("config.toml"), "{}", stderr(&c));
+}
+
+#[test]
+fn segmentation_stopped_by_ctrl_c_exits_130_and_resumes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let tmp = fovea_testkit::tempdir().unwrap();
+    let store = Synth::new(5, 4).store(tmp.path());
+    let run = tmp.path().join("run");
+    let cfg = config(tmp.path());
+    let mut child = train(&store, &run, &cfg, &["--epochs", "500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = lines.any(|l| l.is_ok_and(|l| l.contains("tiles of 32x32 per epoch")));
+    assert!(started, "training did not start");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted during epoch"));
+    // --resume finishes the run (only --epochs may change).
+    let o = train(&store, &run, &cfg, &["--epochs", "1", "--resume"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(run.join("model/model.toml").is_file());
+}
+
+#[test]
+fn a_photograph_smaller_than_a_tile_is_named() {
+    let tmp = fovea_testkit::tempdir().unwrap();
+    let store = Synth::new(5, 4).size(96, 80).store(tmp.path());
+    let cfg = tmp.path().join("big.toml");
+    std::fs::write(&cfg, "[segmentation.tiles]\nside = 128\n").unwrap();
+    let o = train(&store, &tmp.path().join("run"), &cfg, &["--epochs", "1"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let msg = stderr(&o);
+    assert!(
+        msg.contains("96x80") && msg.contains("smaller than a tile of 128x128"),
+        "{msg}"
+    );
+    assert!(!tmp.path().join("run").join("config.toml").exists());
+}
+
+#[test]
+fn segmentation_flags_are_checked() {
+    let tmp = fovea_testkit::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let store = tmp.path().join("no-store");
+    for (extra, want) in [
+        (&["--model", "cnn"][..], "not small, resnet18 or resnet34"),
+        (
+            &["--balance", "none"][..],
+            "--balance is a patch-classifier setting",
+        ),
+        (
+            &["--pretrained", "w.pth"][..],
+            "fit the resnet18 and resnet34 encoders, not \"small\"",
+        ),
+    ] {
+        let o = train(&store, &tmp.path().join("run"), &cfg, extra)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(want), "{}", stderr(&o));
+    }
+    let o = bin()
+        .args(["train", "--task", "segmentations", "--out", "x"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("segmentation"), "{}", stderr(&o));
+}
