@@ -17,15 +17,6 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
-    pub fn parse(s: &str) -> Option<DeviceChoice> {
-        match s {
-            "cpu" => Some(DeviceChoice::Cpu),
-            "cuda" | "gpu" => Some(DeviceChoice::Cuda),
-            "auto" => Some(DeviceChoice::Auto),
-            _ => None,
-        }
-    }
-
     /// The tch device; `cuda` without a GPU is an error.
     pub fn resolve(self) -> crate::error::Result<Device> {
         use crate::error::NnError;

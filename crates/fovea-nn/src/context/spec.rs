@@ -29,10 +29,6 @@ impl Fusion {
         Fusion::AttentionPool,
     ];
 
-    pub fn parse(s: &str) -> Option<Fusion> {
-        Fusion::ALL.into_iter().find(|f| f.as_str() == s)
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Fusion::Patch => "patch",
@@ -66,13 +62,6 @@ pub enum EncoderKind {
 }
 
 impl EncoderKind {
-    pub fn parse(s: &str) -> Option<EncoderKind> {
-        match s {
-            "resnet18" => Some(EncoderKind::Resnet18),
-            "swin-t" => Some(EncoderKind::SwinT),
-            _ => None,
-        }
-    }
     pub fn as_str(self) -> &'static str {
         match self {
             EncoderKind::Resnet18 => "resnet18",
@@ -226,8 +215,12 @@ mod tests {
 
     #[test]
     fn fusion_names_round_trip_and_settings_validate() {
+        // The settings' spelling (serde) is the name Fovea prints (and clap's ValueEnum
+        // derives the same kebab-case names).
         for f in Fusion::ALL {
-            assert_eq!(Fusion::parse(f.as_str()), Some(f));
+            let quoted = format!("\"{}\"", f.as_str());
+            assert_eq!(serde_json::to_string(&f).unwrap(), quoted);
+            assert_eq!(serde_json::from_str::<Fusion>(&quoted).unwrap(), f);
         }
         let s = ContextSettings::default();
         s.validate().unwrap();

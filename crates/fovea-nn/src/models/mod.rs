@@ -28,13 +28,6 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
-    pub fn parse(s: &str) -> Option<ModelKind> {
-        match s {
-            "resnet18" => Some(ModelKind::Resnet18),
-            "cnn" => Some(ModelKind::Cnn),
-            _ => None,
-        }
-    }
     pub fn as_str(self) -> &'static str {
         match self {
             ModelKind::Resnet18 => "resnet18",

@@ -18,14 +18,6 @@ pub enum Pool {
 }
 
 impl Pool {
-    pub fn parse(s: &str) -> Option<Pool> {
-        match s {
-            "avg" => Some(Pool::Avg),
-            "max" => Some(Pool::Max),
-            _ => None,
-        }
-    }
-
     /// `[B, C, h, w]` -> `[B, C]`.
     pub fn global(self, fm: &Tensor) -> Tensor {
         match self {

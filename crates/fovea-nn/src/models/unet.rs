@@ -53,15 +53,6 @@ pub enum SegEncoder {
 }
 
 impl SegEncoder {
-    pub fn parse(s: &str) -> Option<SegEncoder> {
-        match s {
-            "resnet18" => Some(SegEncoder::Resnet18),
-            "resnet34" => Some(SegEncoder::Resnet34),
-            "small" => Some(SegEncoder::Small),
-            _ => None,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             SegEncoder::Resnet18 => "resnet18",
