@@ -11,7 +11,6 @@
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::error::{MetricsError, Result};
 use crate::f1::MultiLabelMetrics;
 use crate::NUM_CLASSES;
 
@@ -19,9 +18,6 @@ use crate::NUM_CLASSES;
 pub const METRICS_CSV_HEADER: &str = "epoch,split,loss,micro_f1,macro_f1,hamming,subset_acc,\
 f1_ma,f1_he,f1_ex,f1_se,precision_ma,precision_he,precision_ex,precision_se,\
 recall_ma,recall_he,recall_ex,recall_se";
-
-/// Number of columns of [`METRICS_CSV_HEADER`].
-const COLUMNS: usize = 19;
 
 /// Serialises a number as `Display` prints it (shortest round trip; `NaN`, `inf`), for
 /// `#[serde(serialize_with = "...")]` on the float columns of Fovea's CSV files.
@@ -166,66 +162,6 @@ impl MetricsCsvRow {
             recall: m.recall,
         }
     }
-
-    /// The row as one CSV line in header order, without line terminator.
-    pub fn to_csv_line(&self) -> String {
-        let mut w = csv::WriterBuilder::new()
-            .has_headers(false)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(Vec::new());
-        // Serialising numbers and a string into memory cannot fail.
-        let _ = w.serialize(self);
-        let bytes = w.into_inner().unwrap_or_default();
-        let mut s = String::from_utf8_lossy(&bytes).into_owned();
-        if s.ends_with('\n') {
-            s.pop();
-        }
-        s
-    }
-
-    /// Parses a line as [`Self::to_csv_line`] writes it (a trailing `\r`/`\n` and extra
-    /// trailing columns are ignored). Errors on too few columns (an unterminated quote
-    /// swallows the rest of the line) or a bad number; quoting is read as the csv crate
-    /// reads it (leniently: `"a"b` is `ab`).
-    pub fn parse_csv_line(line: &str) -> Result<MetricsCsvRow> {
-        let line = line.trim_end_matches(['\r', '\n']);
-        let mut r = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(line.as_bytes());
-        let mut record = csv::StringRecord::new();
-        match r.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => return Err(csv_err("0 columns, expected 19".into())),
-            Err(e) => return Err(csv_err(e.to_string())),
-        }
-        if record.len() < COLUMNS {
-            return Err(csv_err(format!(
-                "{} columns, expected {COLUMNS}",
-                record.len()
-            )));
-        }
-        record.trim();
-        record.deserialize(None).map_err(|e| {
-            let csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
-                return csv_err(e.to_string());
-            };
-            let field = err.field().map(|i| i as usize);
-            let col = field
-                .and_then(|i| METRICS_CSV_HEADER.split(',').nth(i))
-                .unwrap_or("?");
-            let value = field.and_then(|i| record.get(i)).unwrap_or("");
-            let expected = match err.kind() {
-                csv::DeserializeErrorKind::ParseInt(_) => "an integer",
-                _ => "a number",
-            };
-            csv_err(format!("{col}: {value:?} is not {expected}"))
-        })
-    }
-}
-
-fn csv_err(reason: String) -> MetricsError {
-    MetricsError::Csv { reason }
 }
 
 #[cfg(test)]
@@ -233,48 +169,13 @@ mod tests {
     use super::*;
     use crate::f1::multilabel_metrics;
 
-    fn row() -> MetricsCsvRow {
-        MetricsCsvRow {
-            epoch: 3,
-            split: "val".into(),
-            loss: 0.125,
-            micro_f1: 2.0 / 3.0,
-            macro_f1: 0.5,
-            hamming: 0.25,
-            subset_acc: 0.0,
-            f1: [1.0, 0.0, 0.5, 0.1],
-            precision: [0.2, 0.3, 0.4, 0.5],
-            recall: [0.6, 0.7, 0.8, 0.9],
-        }
-    }
-
     #[test]
     fn header_is_the_contract() {
         let cols: Vec<&str> = METRICS_CSV_HEADER.split(',').collect();
-        assert_eq!(cols.len(), COLUMNS);
+        assert_eq!(cols.len(), 19);
         // Copied from CONTRACTS.md section 3.
         let contract = "epoch,split,loss,micro_f1,macro_f1,hamming,subset_acc,f1_ma,f1_he,f1_ex,f1_se,precision_ma,precision_he,precision_ex,precision_se,recall_ma,recall_he,recall_ex,recall_se";
         assert_eq!(METRICS_CSV_HEADER, contract);
-    }
-
-    #[test]
-    fn line_layout_and_round_trip() {
-        let r = row();
-        let line = r.to_csv_line();
-        assert_eq!(
-            line,
-            "3,val,0.125,0.6666666666666666,0.5,0.25,0,1,0,0.5,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
-        );
-        assert_eq!(line.split(',').count(), COLUMNS);
-        assert_eq!(MetricsCsvRow::parse_csv_line(&line).unwrap(), r);
-        assert_eq!(
-            MetricsCsvRow::parse_csv_line(&(line.clone() + "\r\n")).unwrap(),
-            r
-        );
-        assert_eq!(
-            MetricsCsvRow::parse_csv_line(&(line + ",extra")).unwrap(),
-            r
-        );
     }
 
     #[test]
@@ -286,44 +187,5 @@ mod tests {
         assert_eq!(r.f1, m.f1);
         assert_eq!(r.recall, m.recall);
         assert_eq!(r.micro_f1, m.micro_f1);
-        assert!(r.to_csv_line().starts_with("1,train,0.7,"));
-    }
-
-    #[test]
-    fn non_finite_loss_and_odd_split_names() {
-        let mut r = row();
-        r.loss = f64::NAN;
-        r.split = "a,\"b\"".into();
-        let line = r.to_csv_line();
-        assert!(line.starts_with("3,\"a,\"\"b\"\"\",NaN,"));
-        let back = MetricsCsvRow::parse_csv_line(&line).unwrap();
-        assert!(back.loss.is_nan());
-        assert_eq!(back.split, r.split);
-        r.loss = f64::INFINITY;
-        assert_eq!(
-            MetricsCsvRow::parse_csv_line(&r.to_csv_line())
-                .unwrap()
-                .loss,
-            f64::INFINITY
-        );
-    }
-
-    #[test]
-    fn malformed_lines_are_errors() {
-        let good = row().to_csv_line();
-        let bad = [
-            String::new(),
-            "3,val,0.1".to_string(),
-            good.replacen("3,", "x,", 1),
-            good.replacen("0.125", "abc", 1),
-            good.replacen("val", "\"val", 1),
-        ];
-        for line in bad {
-            let e = MetricsCsvRow::parse_csv_line(&line).unwrap_err();
-            assert!(
-                e.to_string().starts_with("malformed metrics.csv row: "),
-                "{line}: {e}"
-            );
-        }
     }
 }

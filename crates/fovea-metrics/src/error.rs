@@ -88,12 +88,6 @@ pub enum MetricsError {
         #[source]
         source: serde_json::Error,
     },
-    /// A `metrics.csv` line is malformed.
-    #[error("malformed metrics.csv row: {reason}")]
-    Csv {
-        /// What is wrong with it.
-        reason: String,
-    },
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {

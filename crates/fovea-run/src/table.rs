@@ -173,7 +173,7 @@ mod tests {
             std::fs::read_to_string(&p).unwrap(),
             format!("{METRICS_CSV_HEADER}\n{line}\n{line}\n")
         );
-        assert_eq!(r.to_csv_line(), line);
+        assert_eq!(to_line(&r).unwrap(), line);
         let back: Vec<MetricsCsvRow> = read_csv(&p).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[0].micro_f1, 2.0 / 3.0);
@@ -320,5 +320,29 @@ prevalence_ma,prevalence_he,prevalence_ex,prevalence_se\n\
             "{text}"
         );
         assert_eq!(read_csv::<PredictionRow>(&p).unwrap(), vec![row]);
+    }
+
+    /// A non-finite loss and a split name with a comma and quotes survive a table kept
+    /// as lines; a line too short, a bad number or an open quote is an error.
+    #[test]
+    fn odd_values_round_trip_and_bad_lines_are_errors() {
+        let mut r = metrics_row();
+        r.loss = f64::INFINITY;
+        r.split = "a,\"b\"".into();
+        let line = to_line(&r).unwrap();
+        assert!(line.starts_with("3,\"a,\"\"b\"\"\",inf,"), "{line}");
+        let back: Vec<MetricsCsvRow> =
+            parse_lines(Path::new("s.json"), METRICS_CSV_HEADER, &[line.clone()]).unwrap();
+        assert_eq!((back[0].loss, back[0].split.as_str()), (f64::INFINITY, "a,\"b\""));
+        let good = to_line(&metrics_row()).unwrap();
+        for bad in [
+            "3,val,0.1".to_string(),
+            good.replacen("3,", "x,", 1),
+            good.replacen("0.125", "abc", 1),
+            good.replacen("val", "\"val", 1),
+        ] {
+            let e = parse_lines::<MetricsCsvRow>(Path::new("s.json"), METRICS_CSV_HEADER, &[bad.clone()]);
+            assert!(e.is_err(), "{bad}");
+        }
     }
 }
