@@ -333,7 +333,10 @@ prevalence_ma,prevalence_he,prevalence_ex,prevalence_se\n\
         assert!(line.starts_with("3,\"a,\"\"b\"\"\",inf,"), "{line}");
         let back: Vec<MetricsCsvRow> =
             parse_lines(Path::new("s.json"), METRICS_CSV_HEADER, &[line.clone()]).unwrap();
-        assert_eq!((back[0].loss, back[0].split.as_str()), (f64::INFINITY, "a,\"b\""));
+        assert_eq!(
+            (back[0].loss, back[0].split.as_str()),
+            (f64::INFINITY, "a,\"b\"")
+        );
         let good = to_line(&metrics_row()).unwrap();
         for bad in [
             "3,val,0.1".to_string(),
@@ -341,7 +344,11 @@ prevalence_ma,prevalence_he,prevalence_ex,prevalence_se\n\
             good.replacen("0.125", "abc", 1),
             good.replacen("val", "\"val", 1),
         ] {
-            let e = parse_lines::<MetricsCsvRow>(Path::new("s.json"), METRICS_CSV_HEADER, &[bad.clone()]);
+            let e = parse_lines::<MetricsCsvRow>(
+                Path::new("s.json"),
+                METRICS_CSV_HEADER,
+                &[bad.clone()],
+            );
             assert!(e.is_err(), "{bad}");
         }
     }
