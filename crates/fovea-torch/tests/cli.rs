@@ -271,7 +271,7 @@ fn enum_flags_name_their_values() {
     let cases: [(&[&str], &str); 7] = [
         (
             &["train", "--model", "resnet50"],
-            "[possible values: resnet18, cnn]",
+            "[possible values: resnet18, cnn, small, resnet34]",
         ),
         (&["train", "--pool", "mean"], "[possible values: avg, max]"),
         (&["train", "--amp", "bf16"], "[possible values: off, fp16]"),
