@@ -149,7 +149,7 @@ printf '%-36s %10s   goal <= 1.3: %s\n' "ratio extraction / decode" "$ratio" "$(
 printf '%-36s %10s   (CPU s, all threads: decode %s, extraction %s)\n' "CPU-time ratio" "${cpu_ratio:-n/a}" "${decode_cpu_s:-n/a}" "${extract_cpu_s:-n/a}"
 if [[ -n $write_s ]]; then
     floor=$(awk -v a="$write_s" -v b="$decode_s" 'BEGIN { printf "%.3f", a / b }')
-    printf '%-36s %10s   (the store's bytes on disk written alone, direct I/O %s: the disk'"'"'s floor, %s x decode)\n' "write only (Fovea), s" "$write_s" "${write_direct:-?}" "$floor"
+    printf '%-36s %10s   (the store'"'"'s bytes on disk written alone, direct I/O %s: the disk'"'"'s floor, %s x decode)\n' "write only (Fovea), s" "$write_s" "${write_direct:-?}" "$floor"
 fi
 printf '%-36s %10s\n' "Fovea peak RSS, MiB" "$fovea_rss"
 printf '%-36s %10s   (of which PIL decoding %s s)\n' "Python reference, s" "$py_s" "$py_decode_s"

@@ -2,7 +2,7 @@
 //! it: a failure is one `error: ...` line and exit code 1; Ctrl-C stops a command cleanly
 //! with exit code 130. (That `-v` reaches `fovea-torch` is `fovea_cli_common`'s
 //! `flags_are_forwarded_as_given`: a stand-in script cannot pass the libtorch check, which
-//! traces the script's interpreter.)
+//! traces the script's interpreter.) Also: every shipped shell script parses.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -71,4 +71,35 @@ fn ctrl_c_stops_extract_with_exit_code_130() {
         "{err}"
     );
     assert!(!store.exists(), "an interrupted extraction leaves no store");
+}
+
+/// Every shell script shipped (bench/, scripts/, .ci/) parses (`bash -n`): a quoting slip
+/// in a benchmark's summary line once made `bench/extract.sh` stop after all its runs.
+#[test]
+fn shipped_shell_scripts_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut scripts = Vec::new();
+    for dir in ["bench", "scripts", ".ci"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
+            let p = e.path();
+            let is_sh = p.extension().is_some_and(|x| x == "sh") || p.ends_with(".ci/run");
+            if is_sh {
+                scripts.push(p);
+            }
+        }
+    }
+    assert!(scripts.len() >= 5, "{scripts:?}");
+    for s in scripts {
+        let o = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&s)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            s.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }

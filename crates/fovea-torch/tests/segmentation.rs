@@ -168,7 +168,10 @@ fn segmentation_flags_are_checked() {
     let cfg = config(tmp.path());
     let store = tmp.path().join("no-store");
     for (extra, want) in [
-        (&["--model", "cnn"][..], "not small, resnet18 or resnet34"),
+        (
+            &["--model", "cnn"][..],
+            "the segmentation encoders are small, resnet18 and resnet34",
+        ),
         (
             &["--balance", "none"][..],
             "--balance is a patch-classifier setting",
