@@ -484,14 +484,30 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         a.force || fovea_store::output::adds_to_eval(&a.out, &["predictions.csv", "metrics.json"]),
         &[&a.run, &a.store],
     )?;
-    let r = fovea_nn::eval::evaluate(
-        &a.run,
-        &a.store,
-        split,
-        &a.out,
-        device,
-        a.batch_size as usize,
-    )
+    let task = fovea_nn::segmentation::model::run_task(&a.run).map_err(anyhow::Error::msg)?;
+    let r = if task == TrainTask::Segmentation {
+        // Photographs mapped whole, patches scored by their most lesion-like pixel.
+        let mut progress = |done: usize, total: usize, id: &str| {
+            eprintln!("mapped {id} ({done}/{total})");
+        };
+        fovea_nn::segmentation::eval::evaluate_patches(
+            &a.run,
+            &a.store,
+            split,
+            &a.out,
+            device,
+            &mut progress,
+        )
+    } else {
+        fovea_nn::eval::evaluate(
+            &a.run,
+            &a.store,
+            split,
+            &a.out,
+            device,
+            a.batch_size as usize,
+        )
+    }
     .map_err(anyhow::Error::msg)?;
     println!(
         "{:<10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",

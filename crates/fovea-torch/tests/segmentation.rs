@@ -1,6 +1,7 @@
 //! `fovea train --task segmentation` as a user runs it, on a tiny synthetic dataset: the
-//! run's files (CONTRACTS 3), a classifier command refusing the run by name, Ctrl-C (exit
-//! 130) then `--resume`, and a photograph smaller than a tile named in the error.
+//! run's files (CONTRACTS 3), `fovea eval` scoring the store's patches from the model's
+//! pixel maps, a classifier-only command refusing the run by name, Ctrl-C (exit 130) then
+//! `--resume`, and a photograph smaller than a tile named in the error.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -82,15 +83,65 @@ fn a_segmentation_run_writes_the_run_files_and_classifier_commands_refuse_it() {
     assert!(read("model/model.toml").contains("task = \"segmentation\""));
     assert!(run.join("model/model.safetensors").is_file());
     assert!(run.join("checkpoints/epoch-0002/state.json").is_file());
-    // The patch classifier's commands name the run and its task.
+    // `fovea eval` scores the store's test patches from the model's pixel maps: one row per
+    // non-black test patch, each lesion's score the maximum of the map inside the patch.
+    let eval_dir = tmp.path().join("eval");
     let e = bin()
         .args(["eval", "--run"])
         .arg(&run)
         .arg("--store")
         .arg(&store)
         .arg("--out")
-        .arg(tmp.path().join("eval"))
+        .arg(&eval_dir)
         .args(["--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(e.status.success(), "{}", stderr(&e));
+    let preds = fovea_run::EvalDir::new(&eval_dir)
+        .read_predictions()
+        .unwrap();
+    let st = fovea_store::Store::open(&store).unwrap();
+    let test: Vec<&fovea_store::PatchRow> = st
+        .rows
+        .iter()
+        .filter(|r| r.split == fovea_data::Split::Test && !r.black)
+        .collect();
+    assert_eq!(preds.len(), test.len());
+    assert!(!preds.is_empty());
+    let m = fovea_nn::segmentation::model::load_seg_model(&run, tch::Device::Cpu).unwrap();
+    let ds = fovea_data::Dataset::open(st.settings.dataset.as_ref().unwrap()).unwrap();
+    let first = &preds[0];
+    let row = test.iter().find(|r| r.patch == first.patch).unwrap();
+    assert_eq!(first.truth, row.labels);
+    let rec = ds.records.iter().find(|r| r.id == row.image_id).unwrap();
+    let rgb = fovea_data::read_rgb(&rec.image).unwrap();
+    let map = fovea_nn::segmentation::infer::map_with_unet(
+        &m.net,
+        tch::Device::Cpu,
+        fovea_nn::amp::Amp::Off,
+        false,
+        &rgb,
+        &m.info.preprocess,
+        &m.info.infer,
+    )
+    .unwrap();
+    let (w, h) = (map.width as usize, map.height as usize);
+    for c in 0..4 {
+        let mut best = 0f32;
+        for y in row.y as usize..(row.y + row.size) as usize {
+            for x in row.x as usize..(row.x + row.size) as usize {
+                best = best.max(map.probs[(c * h + y) * w + x]);
+            }
+        }
+        assert_eq!(first.probs[c], best, "lesion {c}");
+    }
+    assert!(eval_dir.join("metrics.json").is_file());
+    // A command that reads only patch classifiers names the run and its task.
+    let e = bin()
+        .args(["export", "--run"])
+        .arg(&run)
+        .arg("--out")
+        .arg(tmp.path().join("model.pt"))
         .output()
         .unwrap();
     assert!(!e.status.success());

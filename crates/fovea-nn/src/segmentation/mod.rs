@@ -19,6 +19,7 @@
 //! `auroc_*` = pixel AUROC, `prevalence_*` = fraction of lesion pixels),
 //! `thresholds.json` (max pixel F1 on validation), `model/`, `checkpoints/`.
 
+pub mod eval;
 pub mod infer;
 pub mod model;
 pub mod settings;

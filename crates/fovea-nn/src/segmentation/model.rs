@@ -54,14 +54,7 @@ pub struct SegModel {
 /// the classifier (no `task`, the patch classifier's files), and an error naming the run
 /// and its task when it is not `want`.
 pub fn check_task(path: &Path, text: &str, want: TrainTask) -> Result<()> {
-    let value: toml::Table = toml::from_str(text).map_err(|e| NnError::malformed(path, e))?;
-    let task = match value.get("task") {
-        None => TrainTask::Classifier,
-        Some(v) => v
-            .clone()
-            .try_into::<TrainTask>()
-            .map_err(|e| NnError::malformed(path, format!("task: {e}")))?,
-    };
+    let task = task_of(path, text)?;
     if task == want {
         return Ok(());
     }
@@ -75,6 +68,25 @@ pub fn check_task(path: &Path, text: &str, want: TrainTask) -> Result<()> {
         task: task.describe(),
         wanted: want.describe(),
     })
+}
+
+/// The task of the run `run`, from its `model/model.toml` (a classifier's has no `task`).
+pub fn run_task(run: &Path) -> Result<TrainTask> {
+    let path = fovea_run::RunDir::new(run).model().info();
+    let text = std::fs::read_to_string(&path).map_err(|e| NnError::io(&path, e))?;
+    task_of(&path, &text)
+}
+
+/// The task a `model.toml` (text `text`, at `path`) declares.
+fn task_of(path: &Path, text: &str) -> Result<TrainTask> {
+    let value: toml::Table = toml::from_str(text).map_err(|e| NnError::malformed(path, e))?;
+    match value.get("task") {
+        None => Ok(TrainTask::Classifier),
+        Some(v) => v
+            .clone()
+            .try_into::<TrainTask>()
+            .map_err(|e| NnError::malformed(path, format!("task: {e}"))),
+    }
 }
 
 /// Reads `model.toml` of a segmentation model folder.
