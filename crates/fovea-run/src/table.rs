@@ -331,8 +331,12 @@ prevalence_ma,prevalence_he,prevalence_ex,prevalence_se\n\
         r.split = "a,\"b\"".into();
         let line = to_line(&r).unwrap();
         assert!(line.starts_with("3,\"a,\"\"b\"\"\",inf,"), "{line}");
-        let back: Vec<MetricsCsvRow> =
-            parse_lines(Path::new("s.json"), METRICS_CSV_HEADER, &[line.clone()]).unwrap();
+        let back: Vec<MetricsCsvRow> = parse_lines(
+            Path::new("s.json"),
+            METRICS_CSV_HEADER,
+            std::slice::from_ref(&line),
+        )
+        .unwrap();
         assert_eq!(
             (back[0].loss, back[0].split.as_str()),
             (f64::INFINITY, "a,\"b\"")
@@ -347,7 +351,7 @@ prevalence_ma,prevalence_he,prevalence_ex,prevalence_se\n\
             let e = parse_lines::<MetricsCsvRow>(
                 Path::new("s.json"),
                 METRICS_CSV_HEADER,
-                &[bad.clone()],
+                std::slice::from_ref(&bad),
             );
             assert!(e.is_err(), "{bad}");
         }
