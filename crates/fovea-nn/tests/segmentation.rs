@@ -4,16 +4,16 @@
 //! other task's loader, naming it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use fovea_metrics::METRICS_CSV_HEADER;
 use fovea_nn::device::DeviceChoice;
-use fovea_nn::engine::{Quiet, TrainObserver};
+use fovea_nn::engine::Quiet;
 use fovea_nn::models::{ModelKind, Pool};
 use fovea_nn::segmentation::{load_seg_model, train, SegSettings, TrainTask};
 use fovea_nn::settings::TrainSettings;
 use fovea_nn::NnError;
-use fovea_testkit::runs::{same_weights, UntrainedRun};
+use fovea_testkit::runs::{same_weights, StopAt, UntrainedRun};
 use fovea_testkit::{serial, Synth};
 use tch::Device;
 
@@ -75,28 +75,6 @@ fn segmentation_reruns_are_identical_and_another_seed_differs() {
     assert_eq!(cfg.segmentation.unwrap().tiles.side, 32);
 }
 
-/// Sets the cancel flag after `after` batches of epoch `epoch`.
-struct StopAt<'a> {
-    epoch: usize,
-    after: usize,
-    current: AtomicUsize,
-    seen: AtomicUsize,
-    cancel: &'a AtomicBool,
-}
-impl TrainObserver for StopAt<'_> {
-    fn epoch_start(&self, epoch: usize, _b: usize, _s: usize) {
-        self.current.store(epoch, Ordering::SeqCst);
-        self.seen.store(0, Ordering::SeqCst);
-    }
-    fn batch_done(&self, _s: usize, _l: f64) {
-        if self.current.load(Ordering::SeqCst) == self.epoch
-            && self.seen.fetch_add(1, Ordering::SeqCst) + 1 >= self.after
-        {
-            self.cancel.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
 #[test]
 fn segmentation_resumed_run_equals_uninterrupted_run() {
     let _turn = serial();
@@ -107,13 +85,7 @@ fn segmentation_resumed_run_equals_uninterrupted_run() {
     train(&s, &full, false, &Quiet, &AtomicBool::new(false)).unwrap();
     let cut = tmp.path().join("cut");
     let cancel = AtomicBool::new(false);
-    let obs = StopAt {
-        epoch: 3,
-        after: 1,
-        current: AtomicUsize::new(0),
-        seen: AtomicUsize::new(0),
-        cancel: &cancel,
-    };
+    let obs = StopAt::new(3, 1, &cancel);
     let e = train(&s, &cut, false, &obs, &cancel).unwrap_err();
     assert!(matches!(e, NnError::Interrupted { epoch: 3 }), "{e}");
     assert!(!fovea_run::RunDir::new(&cut).checkpoint(3).path().exists());

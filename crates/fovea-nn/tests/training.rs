@@ -3,7 +3,7 @@
 //! evaluation files agree with each other (CONTRACTS 3 and 4).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use fovea_data::Split;
 use fovea_loader::AugmentSettings;
@@ -11,9 +11,9 @@ use fovea_metrics::{build_metrics_report, MetricsReport, ThresholdsFile, METRICS
 use fovea_nn::device::DeviceChoice;
 use fovea_nn::models::ModelKind;
 use fovea_nn::settings::{Balance, TrainSettings};
-use fovea_nn::train::{train, Quiet, TrainObserver};
+use fovea_nn::train::{train, Quiet};
 use fovea_nn::NnError;
-use fovea_testkit::runs::same_weights;
+use fovea_testkit::runs::{same_weights, StopAt};
 use fovea_testkit::{serial, Synth};
 use tch::Device;
 
@@ -123,28 +123,6 @@ fn reruns_are_identical() {
     assert_ne!(read("a", "metrics.csv"), read("c", "metrics.csv"));
 }
 
-/// Sets the cancel flag after `after` batches of epoch `epoch`.
-struct StopAt<'a> {
-    epoch: usize,
-    after: usize,
-    current: AtomicUsize,
-    seen: AtomicUsize,
-    cancel: &'a AtomicBool,
-}
-impl TrainObserver for StopAt<'_> {
-    fn epoch_start(&self, epoch: usize, _b: usize, _s: usize) {
-        self.current.store(epoch, Ordering::SeqCst);
-        self.seen.store(0, Ordering::SeqCst);
-    }
-    fn batch_done(&self, _s: usize, _l: f64) {
-        if self.current.load(Ordering::SeqCst) == self.epoch
-            && self.seen.fetch_add(1, Ordering::SeqCst) + 1 >= self.after
-        {
-            self.cancel.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
     let _turn = serial();
@@ -155,13 +133,7 @@ fn resumed_run_equals_uninterrupted_run() {
     train(&s, &full, false, &Quiet, &AtomicBool::new(false)).unwrap();
     let cut = tmp.path().join("cut");
     let cancel = AtomicBool::new(false);
-    let obs = StopAt {
-        epoch: 3,
-        after: 1,
-        current: AtomicUsize::new(0),
-        seen: AtomicUsize::new(0),
-        cancel: &cancel,
-    };
+    let obs = StopAt::new(3, 1, &cancel);
     let e = train(&s, &cut, false, &obs, &cancel).unwrap_err();
     assert!(matches!(e, NnError::Interrupted { epoch: 3 }), "{e}");
     assert!(!fovea_run::RunDir::new(&cut).checkpoint(3).path().exists());

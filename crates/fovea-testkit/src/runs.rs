@@ -1,10 +1,12 @@
 //! Run folders for tests of inference, maps and export: `RUN/model/` holding a seeded,
 //! untrained model (what `eval`, `predict` and `export` read) and `RUN/thresholds.json`;
-//! and comparing the weights of two runs.
+//! comparing the weights of two runs; and an observer that interrupts a training.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use fovea_nn::checkpoint::{save_vars, ModelInfo};
+use fovea_nn::engine::TrainObserver;
 use fovea_nn::imagenet::{IMAGENET_MEAN, IMAGENET_STD};
 use fovea_nn::models::{Classifier, ModelKind, Pool};
 use fovea_nn::tensors::read_tensors;
@@ -86,4 +88,41 @@ pub fn same_weights(a: &Path, b: &Path) -> bool {
         && ta
             .iter()
             .all(|(n, t)| tb.get(n).is_some_and(|u| t.equal(u)))
+}
+
+/// A training observer that sets `cancel` (as Ctrl-C does) after `after` batches of epoch
+/// `epoch` (1-based): the engine then stops with `NnError::Interrupted`.
+pub struct StopAt<'a> {
+    epoch: usize,
+    after: usize,
+    current: AtomicUsize,
+    seen: AtomicUsize,
+    cancel: &'a AtomicBool,
+}
+
+impl<'a> StopAt<'a> {
+    /// Stops epoch `epoch` after `after` batches through `cancel`.
+    pub fn new(epoch: usize, after: usize, cancel: &'a AtomicBool) -> StopAt<'a> {
+        StopAt {
+            epoch,
+            after,
+            current: AtomicUsize::new(0),
+            seen: AtomicUsize::new(0),
+            cancel,
+        }
+    }
+}
+
+impl TrainObserver for StopAt<'_> {
+    fn epoch_start(&self, epoch: usize, _b: usize, _s: usize) {
+        self.current.store(epoch, Ordering::SeqCst);
+        self.seen.store(0, Ordering::SeqCst);
+    }
+    fn batch_done(&self, _s: usize, _l: f64) {
+        if self.current.load(Ordering::SeqCst) == self.epoch
+            && self.seen.fetch_add(1, Ordering::SeqCst) + 1 >= self.after
+        {
+            self.cancel.store(true, Ordering::SeqCst);
+        }
+    }
 }
