@@ -104,6 +104,36 @@ impl Heatmap {
         })
     }
 
+    /// This full-resolution map (`cell` 1) at cell side `cell`, each cell the highest value
+    /// of its pixels (so a lesion a few pixels wide keeps its peak, and a region exists at
+    /// any cell side wherever one exists at full resolution). `cell` 1 gives a copy.
+    /// Errors on a heatmap whose cell is not 1, or a zero `cell`.
+    pub fn max_pooled(&self, cell: u32) -> Result<Heatmap> {
+        if self.cell != 1 {
+            return Err(MapsError::setting(
+                "heatmap",
+                format!(
+                    "max pooling needs a full-resolution map, not cell {}",
+                    self.cell
+                ),
+            ));
+        }
+        let mut out = Heatmap::new(self.width, self.height, cell)?;
+        out.data.fill(f32::NEG_INFINITY);
+        let (w, h, cs) = (self.w, self.h, cell as usize);
+        for c in 0..NUM_LESIONS {
+            let src = &self.data[c * w * h..(c + 1) * w * h];
+            let dst = &mut out.data[c * out.h * out.w..(c + 1) * out.h * out.w];
+            for (y, row) in src.chunks_exact(w).enumerate() {
+                let cells = &mut dst[(y / cs) * out.w..(y / cs + 1) * out.w];
+                for (m, px) in cells.iter_mut().zip(row.chunks(cs)) {
+                    *m = px.iter().fold(*m, |a, &v| a.max(v));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Value of lesion `lesion` (0..4) at cell (i, j). Panics out of range, like indexing.
     pub fn at(&self, lesion: usize, i: usize, j: usize) -> f32 {
         assert!(lesion < NUM_LESIONS && i < self.h && j < self.w);
@@ -184,6 +214,33 @@ impl Heatmap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_pooling_keeps_each_cells_peak() {
+        // 5 x 3 pixels, values x + 10 y (+ 100 per lesion), one spike.
+        let mut data: Vec<f32> = (0..NUM_LESIONS * 15)
+            .map(|k| ((k / 15) * 100 + (k % 15 / 5) * 10 + k % 5) as f32)
+            .collect();
+        data[15 + 5] = 999.0; // HE, pixel (0, 1)
+        let full = Heatmap::from_data(5, 3, 1, data).unwrap();
+        let m = full.max_pooled(2).unwrap();
+        assert_eq!((m.h, m.w), (2, 3));
+        assert_eq!(m.lesion(0), &[11.0, 13.0, 14.0, 21.0, 23.0, 24.0]);
+        assert_eq!(m.lesion(1), &[999.0, 113.0, 114.0, 121.0, 123.0, 124.0]);
+        assert_eq!(full.max_pooled(1).unwrap(), full);
+        let one = full.max_pooled(64).unwrap();
+        assert_eq!(one.data, vec![24.0, 999.0, 224.0, 324.0]);
+        // Every pixel's value is at most its cell's.
+        for c in 0..NUM_LESIONS {
+            for y in 0..3 {
+                for x in 0..5 {
+                    assert!(full.pixel_value(c, x, y) <= m.pixel_value(c, x, y));
+                }
+            }
+        }
+        assert!(m.max_pooled(2).is_err());
+        assert!(full.max_pooled(0).is_err());
+    }
 
     #[test]
     fn shape_and_indexing() {

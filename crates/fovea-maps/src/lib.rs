@@ -42,7 +42,7 @@ pub use pixel_eval::{
     ImageLevelMetrics, ImagePixelMetrics, PixelMetrics, PixelScorer, PER_IMAGE_BINS,
 };
 pub use regions::{regions, Region};
-pub use summary::{by_lesion, image_probability, presence, MapSummary};
+pub use summary::{by_lesion, image_probability, lesion_counts, presence, MapSummary};
 
 /// DejaVu Sans (Bitstream Vera licence, `assets/DejaVuSans.LICENSE`): the one font used to
 /// write text into images (overlay legends, plots), so no system font is needed.

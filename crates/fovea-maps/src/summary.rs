@@ -28,12 +28,17 @@ pub struct MapSummary {
     pub height: u32,
     /// Heatmap cell side in pixels (CONTRACTS 5's `stride`).
     pub stride: u32,
-    /// Distance between window origins in pixels.
+    /// Distance between window origins in pixels (1 for a segmentation model, which
+    /// scores every pixel).
     pub window_stride: u32,
-    /// Window side in pixels.
+    /// Window side in pixels (a segmentation model: the side of its inference tiles, in
+    /// the photograph's pixels).
     pub patch_size: u32,
-    /// How overlapping windows were weighted.
-    pub window_weight: WindowWeight,
+    /// How overlapping windows were weighted; absent for a segmentation model, whose
+    /// tiles are blended with a linear ramp over their overlap
+    /// (`fovea_nn::segmentation::infer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_weight: Option<WindowWeight>,
     /// The model (run folder or checkpoint) that scored the windows.
     pub model: String,
     /// Per-lesion thresholds a region or presence is decided at.
@@ -44,6 +49,10 @@ pub struct MapSummary {
     pub present: BTreeMap<String, bool>,
     /// Detected regions (see [`crate::regions`]).
     pub regions: Vec<Region>,
+    /// Lesion counts: the number of `regions` of each lesion ([`lesion_counts`]; 0 for
+    /// a lesion without one). Absent from summaries written before it (read as empty).
+    #[serde(default)]
+    pub lesion_counts: BTreeMap<String, usize>,
     /// Wall-clock seconds taken for this photograph.
     pub seconds: f64,
 }
@@ -55,6 +64,14 @@ pub fn by_lesion<T>(values: [T; NUM_LESIONS]) -> BTreeMap<String, T> {
         .map(|l| l.to_string())
         .zip(values)
         .collect()
+}
+
+/// The number of regions of each lesion, keyed by lesion code (all four present).
+pub fn lesion_counts(regions: &[Region]) -> BTreeMap<String, usize> {
+    by_lesion(std::array::from_fn(|c| {
+        let code = fovea_data::LESION_CODES[c];
+        regions.iter().filter(|r| r.lesion == code).count()
+    }))
 }
 
 /// `[image_probability[c] >= thresholds[c]]` keyed by lesion code.
@@ -147,7 +164,7 @@ mod tests {
             stride: 8,
             window_stride: 32,
             patch_size: 64,
-            window_weight: WindowWeight::Hann,
+            window_weight: Some(WindowWeight::Hann),
             model: "runs/r18".into(),
             thresholds: by_lesion(t),
             image_probability: by_lesion(probs.map(f64::from)),
@@ -162,6 +179,7 @@ mod tests {
                 peak: 0.9,
                 mean: 0.7,
             }],
+            lesion_counts: BTreeMap::new(),
             seconds: 1.25,
         }
     }
@@ -170,7 +188,8 @@ mod tests {
     fn round_trip_and_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("summary.json");
-        let s = sample();
+        let mut s = sample();
+        s.lesion_counts = lesion_counts(&s.regions);
         s.write_atomic(&path).unwrap();
         assert_eq!(MapSummary::read(&path).unwrap(), s);
         let v: serde_json::Value =
@@ -180,6 +199,20 @@ mod tests {
         assert_eq!(v["present"]["MA"], true);
         assert_eq!(v["present"]["EX"], false);
         assert_eq!(v["thresholds"]["SE"], 0.3);
+        assert_eq!(v["lesion_counts"]["MA"], 1);
+        assert_eq!(v["lesion_counts"]["SE"], 0);
+        // A segmentation model's summary has no window weight; an older summary has no
+        // lesion counts: both read.
+        let mut seg = s.clone();
+        seg.window_weight = None;
+        seg.write_atomic(&path).unwrap();
+        assert_eq!(MapSummary::read(&path).unwrap(), seg);
+        let mut old: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(old.get("window_weight").is_none());
+        old.as_object_mut().unwrap().remove("lesion_counts");
+        std::fs::write(&path, old.to_string()).unwrap();
+        assert!(MapSummary::read(&path).unwrap().lesion_counts.is_empty());
         let keys: Vec<&String> = v["image_probability"].as_object().unwrap().keys().collect();
         assert_eq!(keys.len(), 4);
     }

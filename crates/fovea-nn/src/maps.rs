@@ -2,6 +2,10 @@
 //! ([`crate::dense`]), blended into per-lesion heatmaps ([`fovea_maps::blend`]), zeroed
 //! outside the field of view, with regions at the run's tuned thresholds, an overlay and
 //! `summary.json`; and their pixel-level scoring against masks (`eval-maps`).
+//!
+//! Both kinds of run map photographs through [`Mapper`]: the patch classifier
+//! ([`RunModel`]) and the segmentation model
+//! ([`crate::segmentation::maps::SegMapper`]); [`load_mapper`] picks by the run's task.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,8 +14,8 @@ use std::time::Instant;
 use fovea_data::fov::{fov_grid, FovGrid, FovSettings};
 use fovea_data::{Dataset, Split};
 use fovea_maps::{
-    blend, by_lesion, image_probability, overlay, presence, regions, write_png_atomic, Heatmap,
-    MapSummary, PixelMetrics, PixelScorer, WindowWeight,
+    blend, by_lesion, image_probability, lesion_counts, overlay, presence, regions,
+    write_png_atomic, Heatmap, MapSummary, PixelMetrics, PixelScorer, WindowWeight,
 };
 use fovea_metrics::DEFAULT_BINS;
 use fovea_run::RunDir;
@@ -175,6 +179,7 @@ pub fn map_photograph(
     let mut heatmap = blend(grid, &windows.probs, s.cell, s.weight)?;
     heatmap.zero_outside(&fov)?;
     let probs = image_probability(grid, &windows.probs, Some(&fov))?;
+    let regions = regions(&heatmap, rm.thresholds);
     let summary = MapSummary {
         image_id: image_id.to_string(),
         image: image.display().to_string(),
@@ -183,12 +188,13 @@ pub fn map_photograph(
         stride: s.cell,
         window_stride: grid.stride,
         patch_size: grid.patch,
-        window_weight: s.weight,
+        window_weight: Some(s.weight),
         model: rm.run.display().to_string(),
         thresholds: by_lesion(rm.thresholds),
         image_probability: by_lesion(probs.map(|p| p as f64)),
         present: presence(probs, rm.thresholds),
-        regions: regions(&heatmap, rm.thresholds),
+        lesion_counts: lesion_counts(&regions),
+        regions,
         seconds: t0.elapsed().as_secs_f64(),
     };
     Ok(ImageMaps {
@@ -202,16 +208,96 @@ pub fn map_photograph(
 /// summary.json last, so its presence marks the folder whole).
 pub fn write_maps(
     dir: &Path,
-    maps: &ImageMaps,
+    heatmap: &Heatmap,
+    summary: &MapSummary,
     rgb: &RgbImage,
     thresholds: [f64; 4],
     overlay_width: u32,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| NnError::io(dir, e))?;
-    maps.heatmap.write_npy(dir.join("heatmap.npy"))?;
-    let ov = overlay(rgb, &maps.heatmap, thresholds, overlay_width);
+    heatmap.write_npy(dir.join("heatmap.npy"))?;
+    let ov = overlay(rgb, heatmap, thresholds, overlay_width);
     write_png_atomic(&ov, dir.join("overlay.png"))?;
-    Ok(maps.summary.write_atomic(dir.join("summary.json"))?)
+    Ok(summary.write_atomic(dir.join("summary.json"))?)
+}
+
+/// One photograph's maps from any kind of run.
+pub struct Mapped {
+    /// At the cell side asked for (`MAPS/<id>/heatmap.npy`).
+    pub heatmap: Heatmap,
+    pub summary: MapSummary,
+    /// A finer map than `heatmap` that `eval-maps` scores pixels from: a segmentation
+    /// model's full-resolution output when the cell is larger than 1. `None`: `heatmap`
+    /// itself is scored.
+    pub full: Option<Heatmap>,
+}
+
+impl Mapped {
+    /// The map pixels are scored from.
+    pub fn scored(&self) -> &Heatmap {
+        self.full.as_ref().unwrap_or(&self.heatmap)
+    }
+}
+
+/// A trained run that maps photographs: `predict` and `eval-maps` take either kind.
+pub trait Mapper {
+    /// The run folder.
+    fn run(&self) -> &Path;
+    /// Per-lesion thresholds (tuned on validation) regions and presence are decided at.
+    fn thresholds(&self) -> [f64; 4];
+    /// Whether `eval-maps` scores pixels from a full-resolution map whatever the cell (a
+    /// segmentation model), rather than each pixel taking its heatmap cell's value.
+    fn full_resolution(&self) -> bool {
+        false
+    }
+    /// Maps one photograph (`image` is only recorded in the summary); `progress(done,
+    /// total)` as tiles are done.
+    fn map(
+        &self,
+        rgb: &RgbImage,
+        image_id: &str,
+        image: &Path,
+        s: &MapSettings,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Mapped>;
+}
+
+impl Mapper for RunModel {
+    fn run(&self) -> &Path {
+        &self.run
+    }
+
+    fn thresholds(&self) -> [f64; 4] {
+        self.thresholds
+    }
+
+    fn map(
+        &self,
+        rgb: &RgbImage,
+        image_id: &str,
+        image: &Path,
+        s: &MapSettings,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Mapped> {
+        let m = map_photograph(self, rgb, image_id, image, s, progress)?;
+        Ok(Mapped {
+            heatmap: m.heatmap,
+            summary: m.summary,
+            full: None,
+        })
+    }
+}
+
+/// The run's best model as a [`Mapper`]: a segmentation run's U-Net
+/// (`task = "segmentation"` in `model/model.toml`), otherwise the patch classifier (whose
+/// loader names what is wrong with a run that is neither).
+pub fn load_mapper(run: &Path, device: Device) -> Result<Box<dyn Mapper>> {
+    match crate::segmentation::model::run_task(run) {
+        Ok(crate::segmentation::TrainTask::Segmentation) => Ok(Box::new(
+            crate::segmentation::maps::SegMapper::load(run, device)?,
+        )),
+        _ => Ok(Box::new(RunModel::load(run, device)?)),
+    }
 }
 
 /// Image id of a photograph's path: its file name without extension.
@@ -264,7 +350,7 @@ fn split_images(run: &Path, dataset: &Dataset, split: Split) -> Result<BTreeSet<
 /// `out/maps/<image_id>/`. With `maps`, heatmaps already there (`MAPS/<id>/heatmap.npy`
 /// with its summary.json) are scored instead of recomputed.
 pub fn eval_maps(
-    rm: &RunModel,
+    rm: &dyn Mapper,
     dataset_dir: &Path,
     split: Split,
     out: &Path,
@@ -273,7 +359,7 @@ pub fn eval_maps(
     observer: &dyn MapsObserver,
 ) -> Result<PixelMetrics> {
     let dataset = Dataset::open(dataset_dir)?;
-    let wanted = split_images(&rm.run, &dataset, split)?;
+    let wanted = split_images(rm.run(), &dataset, split)?;
     let records: Vec<_> = dataset
         .records
         .iter()
@@ -311,14 +397,15 @@ pub fn eval_maps(
                 (hm, p)
             }
             None => {
-                let m = map_photograph(rm, &sample.rgb, &rec.id, &rec.image, s, &mut |d, t| {
+                let m = rm.map(&sample.rgb, &rec.id, &rec.image, s, &mut |d, t| {
                     observer.tile(d, t)
                 })?;
                 write_maps(
                     &maps_out.join(&rec.id),
-                    &m,
+                    &m.heatmap,
+                    &m.summary,
                     &sample.rgb,
-                    rm.thresholds,
+                    rm.thresholds(),
                     s.overlay_width,
                 )?;
                 let p = std::array::from_fn(|c| {
@@ -328,13 +415,14 @@ pub fn eval_maps(
                         .copied()
                         .unwrap_or(0.0) as f32
                 });
-                (m.heatmap, p)
+                // A segmentation model's pixels are scored at full resolution.
+                (m.full.unwrap_or(m.heatmap), p)
             }
         };
         scorer.add_image(&rec.id, &heatmap, &sample.masks, probs)?;
         observer.image_done(&rec.id, t0.elapsed().as_secs_f64());
     }
-    let metrics = scorer.finish(rm.thresholds);
+    let metrics = scorer.finish(rm.thresholds());
     std::fs::create_dir_all(out).map_err(|e| NnError::io(out, e))?;
     metrics.write_atomic(out.join("pixel_metrics.json"))?;
     Ok(metrics)

@@ -245,7 +245,15 @@ fn predict_writes_the_contract_files() {
     };
     let m = map_photograph(&rm, &rgb, "img", &path, &s, &mut |_, _| {}).unwrap();
     let out = dir.path().join("maps").join("img");
-    write_maps(&out, &m, &rgb, rm.thresholds, s.overlay_width).unwrap();
+    write_maps(
+        &out,
+        &m.heatmap,
+        &m.summary,
+        &rgb,
+        rm.thresholds,
+        s.overlay_width,
+    )
+    .unwrap();
     // heatmap.npy: (4, ceil(200/4), ceil(300/4)) float32 in [0, 1], 0 outside the FOV.
     let hm = Heatmap::read_npy(out.join("heatmap.npy"), 300, 200, 4).unwrap();
     assert_eq!((hm.h, hm.w), (50, 75));

@@ -9,8 +9,8 @@ use fovea_data::Split;
 use fovea_maps::WindowWeight;
 use fovea_nn::device::DeviceChoice;
 use fovea_nn::maps::{
-    eval_maps, image_id_of, map_photograph, write_maps, MapMode, MapSettings, MapsObserver,
-    RunModel,
+    eval_maps, image_id_of, load_mapper, map_photograph, write_maps, MapMode, MapSettings, Mapper,
+    MapsObserver, RunModel,
 };
 use fovea_store::output::{adds_to_eval, prepare_output, OutputKind};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -70,7 +70,14 @@ impl MapArgs {
         })
     }
 
-    fn load(&self, run: &std::path::Path) -> Result<RunModel> {
+    /// The run's model, either kind (a segmentation run's U-Net, or the classifier).
+    fn load(&self, run: &std::path::Path) -> Result<Box<dyn Mapper>> {
+        let device = self.device.resolve().map_err(anyhow::Error::msg)?;
+        load_mapper(run, device).map_err(anyhow::Error::msg)
+    }
+
+    /// The patch classifier of a run (`bench maps`).
+    fn load_classifier(&self, run: &std::path::Path) -> Result<RunModel> {
         let device = self.device.resolve().map_err(anyhow::Error::msg)?;
         RunModel::load(run, device).map_err(anyhow::Error::msg)
     }
@@ -255,26 +262,39 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         bar.set_message(format!("[{}/{}] {id}", k + 1, a.images.len()));
         let result = (|| -> Result<f64> {
             let rgb = fovea_data::read_rgb(path).map_err(anyhow::Error::msg)?;
-            let m = map_photograph(&rm, &rgb, &id, path, &s, &mut |d, t| {
-                bar.set_length(t as u64);
-                bar.set_position(d as u64);
-            })
-            .map_err(anyhow::Error::msg)?;
-            write_maps(&tmp.join(&id), &m, &rgb, rm.thresholds, s.overlay_width)
+            let m = rm
+                .map(&rgb, &id, path, &s, &mut |d, t| {
+                    bar.set_length(t as u64);
+                    bar.set_position(d as u64);
+                })
                 .map_err(anyhow::Error::msg)?;
+            write_maps(
+                &tmp.join(&id),
+                &m.heatmap,
+                &m.summary,
+                &rgb,
+                rm.thresholds(),
+                s.overlay_width,
+            )
+            .map_err(anyhow::Error::msg)?;
             let p = &m.summary.image_probability;
             let probs: Vec<String> = fovea_data::LESION_CODES
                 .iter()
                 .map(|c| format!("P({c}) {:.2}", p[*c]))
                 .collect();
             bar.suspend(|| {
+                let counts: Vec<String> = fovea_data::LESION_CODES
+                    .iter()
+                    .map(|c| format!("{c} {}", m.summary.lesion_counts.get(*c).unwrap_or(&0)))
+                    .collect();
                 println!(
-                    "{id}: {}x{} in {:.1}s | {} | {} regions",
+                    "{id}: {}x{} in {:.1}s | {} | {} regions ({})",
                     m.summary.width,
                     m.summary.height,
                     m.summary.seconds,
                     probs.join(" "),
-                    m.summary.regions.len()
+                    m.summary.regions.len(),
+                    counts.join(", ")
                 )
             });
             Ok(m.summary.seconds)
@@ -375,7 +395,7 @@ pub fn eval_maps_cmd(a: EvalMapsArgs) -> Result<()> {
     let rm = a.maps.load(&a.run)?;
     let console = EvalConsole { bar: tile_bar() };
     let m = eval_maps(
-        &rm,
+        rm.as_ref(),
         &a.dataset,
         split,
         &a.out,
@@ -386,8 +406,14 @@ pub fn eval_maps_cmd(a: EvalMapsArgs) -> Result<()> {
     .map_err(anyhow::Error::msg)?;
     console.bar.finish_and_clear();
     println!(
-        "pixel-level scores over {} images ({} pixels), every pixel its cell's value:",
-        m.images, m.pixels
+        "pixel-level scores over {} images ({} pixels), {}:",
+        m.images,
+        m.pixels,
+        if rm.full_resolution() {
+            "every pixel the model's own probability (full resolution)"
+        } else {
+            "every pixel its cell's value"
+        }
     );
     println!(
         "{:<8}{:>10}{:>10}{:>16}{:>14}{:>14}",
@@ -531,6 +557,11 @@ pub fn export(a: ExportArgs) -> Result<()> {
         prepare_output(out, OutputKind::File, a.force, &[&a.run])?;
     }
     check_replaced_export(&a.out, &json_path)?;
+    if let Ok(fovea_nn::segmentation::TrainTask::Segmentation) =
+        fovea_nn::segmentation::model::run_task(&a.run)
+    {
+        return export_segmentation(&a, &json_path);
+    }
     let rm = RunModel::load(&a.run, tch::Device::Cpu).map_err(anyhow::Error::msg)?;
     let n = fovea_nn::export::export_torchscript(&rm, &a.out).map_err(anyhow::Error::msg)?;
     let mut json = serde_json::to_vec_pretty(&export_description(&rm, &a.out))?;
@@ -542,6 +573,78 @@ pub fn export(a: ExportArgs) -> Result<()> {
         n,
         json_path.display(),
         expected_input(&rm)
+    );
+    Ok(())
+}
+
+/// `fovea export` of a segmentation run: the traced U-Net, `[N, 3, H, W]` RGB in [0, 1]
+/// (normalisation inside) -> probabilities `[N, 4, H, W]`, H and W multiples of the
+/// encoder's stride.
+fn export_segmentation(a: &ExportArgs, json_path: &Path) -> Result<()> {
+    let m = fovea_nn::segmentation::load_seg_model(&a.run, tch::Device::Cpu)
+        .map_err(anyhow::Error::msg)?;
+    let thresholds = fovea_run::RunDir::new(&a.run)
+        .read_thresholds()
+        .map_err(anyhow::Error::msg)?
+        .to_array();
+    let info = &m.info;
+    let n = fovea_nn::export::export_unet(&m.net, &m.vs, Some((info.mean, info.std)), &a.out)
+        .map_err(anyhow::Error::msg)?;
+    let stride = info.encoder.stride();
+    let enhancement = match info.preprocess.enhance {
+        fovea_data::Enhance::None => serde_json::json!({
+            "name": "none",
+            "applied_by": "nobody: the photograph as it is",
+        }),
+        fovea_data::Enhance::LocalContrast => serde_json::json!({
+            "name": "local-contrast",
+            "applied_by": "the caller, to the whole photograph at full resolution, before scaling and tiling (it needs the retina's radius, so it is not part of the module)",
+            "formula": "out = clamp(4 * (I - G_sigma * I) + 128, 0, 255) inside the field of view (G_sigma * I: Gaussian mean over the field of view only), black outside; sigma = the retina's radius / 30",
+            "reference": "fovea_data::contrast::local_contrast (Graham's preprocessing)",
+        }),
+    };
+    let desc = serde_json::json!({
+        "format": "TorchScript (traced), torch.jit.load",
+        "file": a.out.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "run": a.run.display().to_string(),
+        "task": "segmentation",
+        "model": format!("unet-{}", info.encoder.as_str()),
+        "input": {
+            "dtype": "float32",
+            "shape": ["N", 3, "H", "W"],
+            "layout": "NCHW",
+            "channels": "RGB",
+            "range": [0.0, 1.0],
+            "sides_multiple_of": stride,
+            "scale": info.preprocess.scale,
+            "tile": info.infer.tile,
+            "overlap": info.infer.overlap,
+            "enhancement": enhancement,
+            "normalisation": {
+                "mean": info.mean,
+                "std": info.std,
+                "inside_the_module": true,
+            },
+        },
+        "output": {
+            "shape": ["N", 4, "H", "W"],
+            "kind": "probabilities",
+            "lesions": fovea_data::LESION_CODES,
+        },
+        "thresholds": fovea_maps::by_lesion(thresholds),
+    });
+    let mut json = serde_json::to_vec_pretty(&desc)?;
+    json.push(b'\n');
+    fovea_store::store::write_atomic(json_path, &json)?;
+    println!(
+        "wrote {} ({} bytes) and {}: input float32 [N, 3, H, W] RGB in [0, 1] (H, W multiples of {stride}{}), normalisation inside; output probabilities [N, 4, H, W] (MA, HE, EX, SE)",
+        a.out.display(),
+        n,
+        json_path.display(),
+        match info.preprocess.enhance {
+            fovea_data::Enhance::None => String::new(),
+            e => format!(", the photograph after its {} enhancement", e.name()),
+        }
     );
     Ok(())
 }
@@ -565,7 +668,7 @@ pub struct BenchMapsArgs {
 /// stride, reports their agreement and peak memory.
 pub fn bench_maps(a: BenchMapsArgs) -> Result<()> {
     let s = a.maps.settings()?;
-    let rm = a.maps.load(&a.run)?;
+    let rm = a.maps.load_classifier(&a.run)?;
     let rgb = fovea_data::read_rgb(&a.image).map_err(anyhow::Error::msg)?;
     let fov = fovea_data::fov_grid(&rgb, &s.fov);
     let id = image_id_of(&a.image);

@@ -1,6 +1,7 @@
 //! `fovea train --task segmentation` as a user runs it, on a tiny synthetic dataset: the
 //! run's files (CONTRACTS 3), `fovea eval` scoring the store's patches from the model's
-//! pixel maps, a classifier-only command refusing the run by name, Ctrl-C (exit 130) then
+//! pixel maps, `predict`, `eval-maps` and `export` of the run, a classifier-only command
+//! refusing the run by name, Ctrl-C (exit 130) then
 //! `--resume`, and a photograph smaller than a tile named in the error.
 
 use std::path::{Path, PathBuf};
@@ -115,15 +116,13 @@ fn a_segmentation_run_writes_the_run_files_and_classifier_commands_refuse_it() {
     assert_eq!(first.truth, row.labels);
     let rec = ds.records.iter().find(|r| r.id == row.image_id).unwrap();
     let rgb = fovea_data::read_rgb(&rec.image).unwrap();
-    let map = fovea_nn::segmentation::infer::map_with_unet(
-        &m.net,
-        tch::Device::Cpu,
-        fovea_nn::amp::Amp::Off,
-        false,
-        &rgb,
-        &m.info.preprocess,
-        &m.info.infer,
-    )
+    let map = fovea_nn::segmentation::infer::UNetPass {
+        net: &m.net,
+        device: tch::Device::Cpu,
+        amp: fovea_nn::amp::Amp::Off,
+        channels_last: false,
+    }
+    .map(&rgb, &m.info.preprocess, &m.info.infer, &mut |_, _| {})
     .unwrap();
     let (w, h) = (map.width as usize, map.height as usize);
     for c in 0..4 {
@@ -137,11 +136,13 @@ fn a_segmentation_run_writes_the_run_files_and_classifier_commands_refuse_it() {
     }
     assert!(eval_dir.join("metrics.json").is_file());
     // A command that reads only patch classifiers names the run and its task.
+    let photo = fovea_testkit::first_photograph(st.settings.dataset.as_ref().unwrap());
     let e = bin()
-        .args(["export", "--run"])
+        .args(["bench", "maps", "--run"])
         .arg(&run)
-        .arg("--out")
-        .arg(tmp.path().join("model.pt"))
+        .arg("--image")
+        .arg(&photo)
+        .args(["--device", "cpu"])
         .output()
         .unwrap();
     assert!(!e.status.success());
@@ -161,6 +162,193 @@ fn a_segmentation_run_writes_the_run_files_and_classifier_commands_refuse_it() {
         .unwrap();
     assert!(!c.status.success());
     assert!(stderr(&c).contains("config.toml"), "{}", stderr(&c));
+}
+
+fn run_ok(c: &mut Command) -> String {
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// `predict`, `eval-maps` and `export` of a segmentation run (issue 16, point 5): maps at
+/// full resolution with `--cell 1` (the model's own output), max-pooled cells otherwise,
+/// lesion counts in summary.json, pixels scored at full resolution whatever the cell (so
+/// pixel_metrics.json is recomputed from `--cell 1` heatmaps), and a TorchScript module
+/// that gives the model's probabilities.
+#[test]
+fn predict_eval_maps_and_export_work_for_a_segmentation_run() {
+    let tmp = fovea_testkit::tempdir().unwrap();
+    let store = Synth::new(5, 4).store(tmp.path());
+    let run = tmp.path().join("run");
+    run_ok(&mut train(
+        &store,
+        &run,
+        &config(tmp.path()),
+        &["--epochs", "1"],
+    ));
+    let st = fovea_store::Store::open(&store).unwrap();
+    let data = st.settings.dataset.clone().unwrap();
+    let ds = fovea_data::Dataset::open(&data).unwrap();
+    let photos: Vec<PathBuf> = ds.records.iter().take(2).map(|r| r.image.clone()).collect();
+    let predict = |out: &Path, cell: &str| {
+        run_ok(
+            bin()
+                .args(["predict", "--run"])
+                .arg(&run)
+                .args(&photos)
+                .arg("--out")
+                .arg(out)
+                .args(["--cell", cell, "--device", "cpu"]),
+        )
+    };
+    let (full_dir, coarse_dir) = (tmp.path().join("full"), tmp.path().join("coarse"));
+    let said = predict(&full_dir, "1");
+    assert!(said.contains("regions (MA "), "{said}");
+    predict(&coarse_dir, "8");
+    let m = fovea_nn::segmentation::model::load_seg_model(&run, tch::Device::Cpu).unwrap();
+    for (photo, rec) in photos.iter().zip(&ds.records) {
+        let rgb = fovea_data::read_rgb(photo).unwrap();
+        let (w, h) = rgb.dimensions();
+        let sum = read_json(&full_dir.join(&rec.id).join("summary.json"));
+        assert_eq!(sum["stride"], 1);
+        assert!(sum.get("window_weight").is_none(), "{sum}");
+        let counts = sum["lesion_counts"].as_object().unwrap();
+        assert_eq!(counts.len(), 4);
+        let total: u64 = counts.values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(total as usize, sum["regions"].as_array().unwrap().len());
+        assert!(full_dir.join(&rec.id).join("overlay.png").is_file());
+        // --cell 1: heatmap.npy is the model's full-resolution output.
+        let full =
+            fovea_maps::Heatmap::read_npy(full_dir.join(&rec.id).join("heatmap.npy"), w, h, 1)
+                .unwrap();
+        let reference = fovea_nn::segmentation::infer::UNetPass {
+            net: &m.net,
+            device: tch::Device::Cpu,
+            amp: fovea_nn::amp::Amp::Off,
+            channels_last: false,
+        }
+        .map(&rgb, &m.info.preprocess, &m.info.infer, &mut |_, _| {})
+        .unwrap();
+        let worst = full
+            .data
+            .iter()
+            .zip(&reference.probs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{}: largest difference {worst}", rec.id);
+        // Image-level probability: the highest pixel probability.
+        for (c, code) in fovea_data::LESION_CODES.iter().enumerate() {
+            let top = full.lesion(c).iter().fold(0f32, |a, &v| a.max(v));
+            let said = sum["image_probability"][*code].as_f64().unwrap();
+            assert!((said - f64::from(top)).abs() < 1e-6, "{code}: {said} {top}");
+        }
+        // --cell 8: each cell the maximum of its pixels.
+        let coarse =
+            fovea_maps::Heatmap::read_npy(coarse_dir.join(&rec.id).join("heatmap.npy"), w, h, 8)
+                .unwrap();
+        let pooled = full.max_pooled(8).unwrap();
+        let worst = coarse
+            .data
+            .iter()
+            .zip(&pooled.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "{}: cell 8 against pooled: {worst}", rec.id);
+    }
+    // eval-maps at the default cell scores every pixel at full resolution: the same AUPR
+    // as scoring the --cell 1 heatmaps of predict (--maps-dir).
+    let split_ids: Vec<String> = ds
+        .records
+        .iter()
+        .filter(|r| {
+            st.rows
+                .iter()
+                .any(|p| p.image_id == r.id && p.split == fovea_data::Split::Test)
+        })
+        .map(|r| r.id.clone())
+        .collect();
+    assert!(!split_ids.is_empty());
+    let test_photos: Vec<PathBuf> = ds
+        .records
+        .iter()
+        .filter(|r| split_ids.contains(&r.id))
+        .map(|r| r.image.clone())
+        .collect();
+    let test_maps = tmp.path().join("test-maps");
+    run_ok(
+        bin()
+            .args(["predict", "--run"])
+            .arg(&run)
+            .args(&test_photos)
+            .arg("--out")
+            .arg(&test_maps)
+            .args(["--cell", "1", "--device", "cpu"]),
+    );
+    let eval_maps = |out: &Path, extra: &[&str]| {
+        run_ok(
+            bin()
+                .args(["eval-maps", "--run"])
+                .arg(&run)
+                .arg("--dataset")
+                .arg(&data)
+                .arg("--out")
+                .arg(out)
+                .args(["--device", "cpu"])
+                .args(extra),
+        )
+    };
+    let said = eval_maps(&tmp.path().join("eval-a"), &[]);
+    assert!(said.contains("full resolution"), "{said}");
+    let maps_dir = test_maps.display().to_string();
+    eval_maps(&tmp.path().join("eval-b"), &["--maps-dir", &maps_dir]);
+    let a = fovea_maps::PixelMetrics::read(tmp.path().join("eval-a/pixel_metrics.json")).unwrap();
+    let b = fovea_maps::PixelMetrics::read(tmp.path().join("eval-b/pixel_metrics.json")).unwrap();
+    assert_eq!(a.images, split_ids.len());
+    assert_eq!((a.pixels, a.positive_pixels), (b.pixels, b.positive_pixels));
+    for c in 0..4 {
+        assert!(
+            (a.aupr[c] - b.aupr[c]).abs() < 1e-3,
+            "{c}: {:?} {:?}",
+            a.aupr,
+            b.aupr
+        );
+    }
+    let sum = read_json(
+        &tmp.path()
+            .join("eval-a/maps")
+            .join(&split_ids[0])
+            .join("summary.json"),
+    );
+    assert_eq!(sum["stride"], 8);
+    // export: TorchScript [N, 3, H, W] RGB in [0, 1] -> probabilities [N, 4, H, W].
+    let pt = tmp.path().join("unet.pt");
+    let said = run_ok(
+        bin()
+            .args(["export", "--run"])
+            .arg(&run)
+            .arg("--out")
+            .arg(&pt),
+    );
+    assert!(said.contains("[N, 4, H, W]"), "{said}");
+    let desc = read_json(&tmp.path().join("unet.pt.json"));
+    assert_eq!(desc["task"], "segmentation");
+    assert_eq!(desc["output"]["kind"], "probabilities");
+    let module = tch::CModule::load(&pt).unwrap();
+    let x = tch::Tensor::rand([1, 3, 48, 80], (tch::Kind::Float, tch::Device::Cpu));
+    let got = tch::no_grad(|| module.forward_ts(&[&x])).unwrap();
+    let mean = tch::Tensor::from_slice(&m.info.mean).view([1, 3, 1, 1]);
+    let std = tch::Tensor::from_slice(&m.info.std).view([1, 3, 1, 1]);
+    let want = tch::no_grad(|| {
+        use tch::nn::ModuleT;
+        m.net.forward_t(&((&x - mean) / std), false).sigmoid()
+    });
+    assert_eq!(got.size(), [1, 4, 48, 80]);
+    let diff = f64::try_from((got - want).abs().max()).unwrap();
+    assert!(diff < 1e-5, "{diff}");
 }
 
 #[test]

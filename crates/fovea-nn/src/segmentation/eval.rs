@@ -3,7 +3,7 @@
 //! the same F1 / precision / recall / Hamming / subset accuracy / AP (issue 16, point 6).
 //!
 //! Each photograph of the split that has a non-black patch is mapped whole at full
-//! resolution ([`super::infer::map_with_unet`], as validation maps it); a patch's score per
+//! resolution ([`super::infer::UNetPass`], as validation maps it); a patch's score per
 //! lesion is the maximum of the pixel probabilities inside its label region
 //! ([`fovea_maps::patch_scores`], [`fovea_maps::Pooling::Max`]): CONTRACTS 2 makes a patch
 //! positive when one lesion pixel lies in it, so the most lesion-like pixel is the patch's
@@ -21,7 +21,7 @@ use fovea_run::{EvalDir, PredictionRow, RunDir};
 use fovea_store::{PatchRow, Store};
 use tch::Device;
 
-use super::infer::map_with_unet;
+use super::infer::UNetPass;
 use super::model::load_seg_model;
 use crate::amp::Amp;
 use crate::error::{NnError, Result};
@@ -84,15 +84,13 @@ pub fn evaluate_patches(
             )
         })?;
         let rgb = fovea_data::read_rgb(image)?;
-        let map = map_with_unet(
-            &m.net,
+        let map = UNetPass {
+            net: &m.net,
             device,
-            Amp::Off,
-            false,
-            &rgb,
-            &m.info.preprocess,
-            &m.info.infer,
-        )?;
+            amp: Amp::Off,
+            channels_last: false,
+        }
+        .map(&rgb, &m.info.preprocess, &m.info.infer, &mut |_, _| {})?;
         let shape = (4, map.height as usize, map.width as usize);
         let probs = ndarray::ArrayView3::from_shape(shape, &map.probs)
             .map_err(|e| NnError::internal(format!("segmentation map of {id}: {e}")))?;

@@ -123,6 +123,20 @@ pub fn blend_tiles(
     s: &InferSettings,
     forward: &mut dyn FnMut(&Tensor) -> Result<Tensor>,
 ) -> Result<Vec<f32>> {
+    blend_tiles_where(rgb, s, forward, &|_, _, _, _| true, &mut |_, _| {})
+}
+
+/// [`blend_tiles`] over the tiles `keep(x0, y0, tw, th)` accepts only; pixels no kept
+/// tile covers are 0 (so a tile that holds no field-of-view pixel can be skipped: every
+/// pixel inside the field of view lies in kept tiles only, and its value is what
+/// [`blend_tiles`] gives). `progress(done, total)` after each batch, counted in tiles.
+pub fn blend_tiles_where(
+    rgb: &RgbImage,
+    s: &InferSettings,
+    forward: &mut dyn FnMut(&Tensor) -> Result<Tensor>,
+    keep: &dyn Fn(usize, usize, usize, usize) -> bool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<f32>> {
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     let (tw, th) = ((s.tile as usize).min(w), (s.tile as usize).min(h));
     let overlap = s.overlap as usize;
@@ -133,8 +147,11 @@ pub fn blend_tiles(
     let tiles: Vec<(usize, usize)> = tile_starts(h, th, overlap)
         .into_iter()
         .flat_map(|y| tile_starts(w, tw, overlap).into_iter().map(move |x| (x, y)))
+        .filter(|&(x, y)| keep(x, y, tw, th))
         .collect();
     let (lut, raw) = (normalise_lut(), rgb.as_raw());
+    let mut done = 0;
+    progress(0, tiles.len());
     for chunk in tiles.chunks(s.batch.max(1)) {
         let mut input = vec![0f32; chunk.len() * 3 * th * tw];
         for (k, &(x0, y0)) in chunk.iter().enumerate() {
@@ -176,10 +193,13 @@ pub fn blend_tiles(
                 }
             }
         }
+        done += chunk.len();
+        progress(done, tiles.len());
     }
     for plane in acc.chunks_exact_mut(w * h) {
         for (v, &s) in plane.iter_mut().zip(&wsum) {
-            *v /= s;
+            // A pixel no kept tile covers has no weight: 0.
+            *v = if s > 0.0 { *v / s } else { 0.0 };
         }
     }
     Ok(acc)
@@ -198,10 +218,27 @@ pub fn infer_photograph(
     prep: &Preprocess,
     s: &InferSettings,
     forward: &mut dyn FnMut(&Tensor) -> Result<Tensor>,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SegMap> {
     let (width, height) = rgb.dimensions();
     let (scaled, fov) = prepare_photograph(rgb, prep);
-    let mut probs = blend_tiles(&scaled, s, forward)?;
+    // Tiles without a field-of-view pixel are not run (their pixels are 0 in the end).
+    let (sx, sy) = (
+        width as f64 / scaled.width() as f64,
+        height as f64 / scaled.height() as f64,
+    );
+    let keep = |x0: usize, y0: usize, tw: usize, th: usize| {
+        let (fx0, fy0) = ((x0 as f64 * sx) as usize, (y0 as f64 * sy) as usize);
+        let fx1 = (((x0 + tw) as f64 * sx).ceil() as usize).min(width as usize);
+        let fy1 = (((y0 + th) as f64 * sy).ceil() as usize).min(height as usize);
+        let raw = fov.as_raw();
+        (fy0..fy1).any(|y| {
+            raw[y * width as usize + fx0..y * width as usize + fx1]
+                .iter()
+                .any(|&v| v != 0)
+        })
+    };
+    let mut probs = blend_tiles_where(&scaled, s, forward, &keep, progress)?;
     if scaled.dimensions() != (width, height) {
         probs = upsample(&probs, scaled.dimensions(), (width, height))?;
     }
@@ -235,27 +272,38 @@ fn upsample(probs: &[f32], (w, h): (u32, u32), (ow, oh): (u32, u32)) -> Result<V
     Ok(out)
 }
 
-/// [`infer_photograph`] with a U-Net on `device` (evaluation mode, no gradients, CUDA
-/// autocast under `amp`; input laid out channels-last when `channels_last`).
-pub fn map_with_unet(
-    net: &UNet,
-    device: Device,
-    amp: Amp,
-    channels_last: bool,
-    rgb: &RgbImage,
-    prep: &Preprocess,
-    s: &InferSettings,
-) -> Result<SegMap> {
-    tch::no_grad(|| {
-        let mut forward = |x: &Tensor| -> Result<Tensor> {
-            let mut x = x.to_device(device);
-            if channels_last {
-                x = crate::layout::channels_last(&x);
-            }
-            Ok(crate::amp::forward(amp, || net.forward_t(&x, false)))
-        };
-        infer_photograph(rgb, prep, s, &mut forward)
-    })
+/// A U-Net's forward pass for [`infer_photograph`]: on `device`, in evaluation mode, no
+/// gradients, CUDA autocast under `amp`, input laid out channels-last when
+/// `channels_last`.
+pub struct UNetPass<'a> {
+    pub net: &'a UNet,
+    pub device: Device,
+    pub amp: Amp,
+    pub channels_last: bool,
+}
+
+impl UNetPass<'_> {
+    /// [`infer_photograph`] through this pass.
+    pub fn map(
+        &self,
+        rgb: &RgbImage,
+        prep: &Preprocess,
+        s: &InferSettings,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<SegMap> {
+        tch::no_grad(|| {
+            let mut forward = |x: &Tensor| -> Result<Tensor> {
+                let mut x = x.to_device(self.device);
+                if self.channels_last {
+                    x = crate::layout::channels_last(&x);
+                }
+                Ok(crate::amp::forward(self.amp, || {
+                    self.net.forward_t(&x, false)
+                }))
+            };
+            infer_photograph(rgb, prep, s, &mut forward, progress)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -381,13 +429,66 @@ mod tests {
             shapes.push(x.size());
             pointwise(x)
         };
-        let m = infer_photograph(&rgb, &prep, &InferSettings::default(), &mut f).unwrap();
+        let m = infer_photograph(
+            &rgb,
+            &prep,
+            &InferSettings::default(),
+            &mut f,
+            &mut |_, _| {},
+        )
+        .unwrap();
         assert_eq!(shapes, vec![vec![1, 3, 23, 37]]);
         assert_eq!((m.width, m.height, m.probs.len()), (37, 23, 4 * 37 * 23));
         for c in 0..4 {
             assert_eq!(m.lesion(c)[0], 0.0, "outside the field of view");
         }
         assert!(m.lesion(0)[36] > 0.0);
+    }
+
+    #[test]
+    fn tiles_outside_the_field_of_view_are_skipped_and_nothing_inside_changes() {
+        // Black left third (no retina): 10 of 33 columns of 16-pixel tiles hold no retina.
+        let rgb = RgbImage::from_fn(120, 40, |x, y| {
+            if x < 40 {
+                Rgb([0, 0, 0])
+            } else {
+                Rgb([200, (x * 5) as u8, (y * 3) as u8])
+            }
+        });
+        let prep = Preprocess {
+            scale: 1.0,
+            enhance: Enhance::None,
+            fov: FovSettings {
+                red_threshold: 20.0,
+                block: 1,
+            },
+        };
+        let s = InferSettings {
+            tile: 16,
+            overlap: 4,
+            batch: 3,
+        };
+        let all = tile_starts(120, 16, 4).len() * tile_starts(40, 16, 4).len();
+        let (mut calls, mut seen) = (0, Vec::new());
+        let mut f = |x: &Tensor| -> Result<Tensor> {
+            calls += x.size()[0] as usize;
+            pointwise(x)
+        };
+        let m = infer_photograph(&rgb, &prep, &s, &mut f, &mut |d, t| seen.push((d, t))).unwrap();
+        assert!(calls < all, "{calls} of {all} tiles run");
+        assert_eq!(seen.first(), Some(&(0, calls)));
+        assert_eq!(seen.last(), Some(&(calls, calls)));
+        // Inside the field of view, the map is the one of every tile blended.
+        let every = blend_tiles(&rgb, &s, &mut pointwise).unwrap();
+        for c in 0..4 {
+            for (k, (&v, &f)) in m.lesion(c).iter().zip(m.fov.as_raw()).enumerate() {
+                if f == 0 {
+                    assert_eq!(v, 0.0);
+                } else {
+                    assert_eq!(v, every[c * 120 * 40 + k], "lesion {c} pixel {k}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -403,7 +504,14 @@ mod tests {
             seen.push(x.size());
             pointwise(x)
         };
-        let m = infer_photograph(&rgb, &prep, &InferSettings::default(), &mut f).unwrap();
+        let m = infer_photograph(
+            &rgb,
+            &prep,
+            &InferSettings::default(),
+            &mut f,
+            &mut |_, _| {},
+        )
+        .unwrap();
         assert_eq!(seen, vec![vec![1, 3, 31, 45]]);
         assert_eq!(m.probs.len(), 4 * 90 * 61);
         assert!(m.probs.iter().all(|v| (0.0..=1.0).contains(v)));

@@ -9,6 +9,8 @@
 //! | [`settings`] | the `[segmentation]` settings, [`TrainTask`] |
 //! | [`task`] | [`SegmentationTask`], the engine's [`crate::engine::Task`] |
 //! | [`infer`] | tiled whole-photograph inference with overlap blending |
+//! | [`maps`] | `predict` / `eval-maps` of a segmentation run ([`crate::maps::Mapper`]) |
+//! | [`eval`] | the store's patches scored from the pixel maps (`fovea eval`) |
 //! | [`validate`] | pixel AUPR, metrics at 0.5, loss and thresholds of the validation photographs |
 //! | [`model`] | `RUN/model/` of a segmentation run, and refusing a run of the other task |
 //!
@@ -21,6 +23,7 @@
 
 pub mod eval;
 pub mod infer;
+pub mod maps;
 pub mod model;
 pub mod settings;
 pub mod task;
@@ -40,7 +43,7 @@ use crate::engine::{check_run, write_config, Learner, Task, TrainObserver};
 use crate::error::{NnError, Result};
 use crate::settings::TrainSettings;
 
-pub use infer::{infer_photograph, map_with_unet, Preprocess, SegMap};
+pub use infer::{infer_photograph, Preprocess, SegMap, UNetPass};
 pub use model::{load_seg_model, SegModel, SegModelInfo};
 pub use settings::{InferSettings, SegSettings, TrainTask};
 pub use task::SegmentationTask;

@@ -15,7 +15,7 @@ use fovea_run::{ModelDir, RankingRow, RunDir, VAL_RANKING_CSV_HEADER};
 use tch::nn::ModuleT;
 use tch::{nn, Device, Kind, Tensor};
 
-use super::infer::{map_with_unet, Preprocess};
+use super::infer::{Preprocess, UNetPass};
 use super::model::{load_seg_model, write_seg_model_info, SegModelInfo};
 use super::settings::{SegSettings, TrainTask};
 use super::validate::{metrics_from_counts, PixelTally};
@@ -127,15 +127,13 @@ impl SegmentationTask {
         let mut tally = PixelTally::new()?;
         for r in &self.val_records {
             let sample = load_sample(r)?;
-            let map = map_with_unet(
-                &self.net,
-                self.device,
-                self.amp,
-                self.channels_last,
-                &sample.rgb,
-                &self.prep,
-                &self.seg.infer,
-            )?;
+            let map = UNetPass {
+                net: &self.net,
+                device: self.device,
+                amp: self.amp,
+                channels_last: self.channels_last,
+            }
+            .map(&sample.rgb, &self.prep, &self.seg.infer, &mut |_, _| {})?;
             tally.add(&sample.id, &map, &sample.masks, &self.seg.loss)?;
         }
         Ok(tally)
