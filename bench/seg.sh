@@ -14,7 +14,8 @@
 # (interleaved rounds, default 2), THREADS (default 2), DEVICE (default cpu), LAYOUTS
 # (default "nchw cl"), MAP (1: also the whole-photograph pass, default 1), PHOTO (default
 # the IDRiD sample's IDRiD_62.jpg under $FOVEA_DATA or ../shared/data; a random 4288x2848
-# photograph when absent), TILE (default 512), FOVEA_BIN (a fovea binary to use instead of
+# photograph when absent), TILE (default 512), SEG_RUN (a segmentation run whose model
+# maps the photograph; default an untrained small U-Net), FOVEA_BIN (a fovea binary to use instead of
 # building one; fovea-torch must sit beside it), PYTHON (a python with torch; default the
 # venv of scripts/env.sh).
 set -euo pipefail
@@ -100,13 +101,22 @@ if [[ $MAP == 1 ]]; then
     echo
     img=()
     if [[ -n $PHOTO && -f $PHOTO ]]; then img=(--image "$PHOTO"); else echo "(no photograph found: a random 4288x2848 one)"; fi
-    for layout in $LAYOUTS; do
-        cl=()
-        [[ $layout == cl ]] && cl=(--channels-last)
-        run "$FOVEA" --threads "$THREADS" bench seg-map --model small --tile "$TILE" "${img[@]}" "${cl[@]}"
+    # The photograph mapped as `fovea predict` maps it: a trained run's model when SEG_RUN
+    # names one, else an untrained small U-Net with configs/seg-cpu.toml's inference
+    # (local contrast, 512-pixel tiles overlapping by 64).
+    if [[ -n ${SEG_RUN:-} ]]; then
+        run "$FOVEA" --threads "$THREADS" bench seg-map --run "$SEG_RUN" "${img[@]}"
         echo "$OUT" | grep -E '^seg-map'
-        echo "whole photograph, unet-small, $layout: $(field seconds) s, peak RSS $(field peak_rss_mib) MiB (goal: < 10 s)"
-    done
+        echo "whole photograph, $SEG_RUN: $(field seconds) s, peak RSS $(field peak_rss_mib) MiB (goal: < 10 s)"
+    else
+        for layout in $LAYOUTS; do
+            cl=false
+            [[ $layout == cl ]] && cl=true
+            run "$FOVEA" --threads "$THREADS" bench seg-map --model small --tile "$TILE" "${img[@]}" --channels-last "$cl"
+            echo "$OUT" | grep -E '^seg-map'
+            echo "whole photograph, unet-small, $layout: $(field seconds) s, peak RSS $(field peak_rss_mib) MiB (goal: < 10 s)"
+        done
+    fi
 fi
 echo
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg) (2-core machine: anything above ~0.1 besides this"

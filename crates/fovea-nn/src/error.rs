@@ -74,7 +74,7 @@ pub enum NnError {
     /// `setting` names the first that differs; only the number of epochs (and the
     /// threads and loader workers that run them) may change.
     #[error(
-        "--resume: {} was trained with other settings ({setting} differs; only --epochs may change)",
+        "--resume: {} was trained with other settings ({setting} differs; only --epochs, --threads and the loader's workers may change)",
         config.display()
     )]
     ResumeMismatch { config: PathBuf, setting: String },

@@ -1,8 +1,8 @@
 //! `fovea bench seg-train` and `fovea bench seg-map`: the segmentation U-Net's training
 //! step on random data (against `bench/seg_train_reference.py`, see `bench/seg.sh`) and
-//! its tiled forward pass over one whole photograph (time and peak resident memory).
+//! one whole photograph mapped as `fovea predict` maps it (time and peak resident memory).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -10,7 +10,7 @@ use fovea_nn::device::DeviceChoice;
 use fovea_nn::imagenet::{IMAGENET_MEAN, IMAGENET_STD};
 use fovea_nn::models::unet::{SegEncoder, UNet};
 use tch::nn;
-use tch::{Device, Kind, Tensor};
+use tch::Device;
 
 #[derive(clap::Args)]
 pub struct SegTrainArgs {
@@ -36,25 +36,40 @@ pub struct SegTrainArgs {
 
 #[derive(clap::Args)]
 pub struct SegMapArgs {
-    /// Encoder: small, resnet18 or resnet34 (randomly initialised: the architecture sets
-    /// the time, not the weights).
+    /// A segmentation run: its model maps the photograph exactly as `fovea predict` does
+    /// (then --model, --tile, --overlap, --enhance and --channels-last are the run's).
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// Encoder of a randomly initialised U-Net, without --run (the architecture sets the
+    /// time, not the weights).
     #[arg(long, value_enum, default_value_t = SegEncoder::Small)]
     model: SegEncoder,
-    /// The photograph to map; without it a random photograph of --size.
+    /// The photograph to map; without it a random photograph of --size (whose field of
+    /// view is the whole frame: no tile is skipped).
     #[arg(long)]
     image: Option<PathBuf>,
     /// Size of the random photograph, WxH.
     #[arg(long, default_value = "4288x2848")]
     size: String,
-    /// Tile side in pixels.
+    /// Tile side in pixels, without --run.
     #[arg(long, default_value_t = 512)]
-    tile: i64,
-    /// Model and tiles laid out channels-last (NHWC).
-    #[arg(long)]
+    tile: u32,
+    /// Pixels shared by neighbouring tiles, without --run.
+    #[arg(long, default_value_t = 64)]
+    overlap: u32,
+    /// Enhancement before tiling, without --run (configs/seg-cpu.toml's store uses
+    /// local-contrast).
+    #[arg(long, value_enum, default_value_t = fovea_data::Enhance::LocalContrast)]
+    enhance: fovea_data::Enhance,
+    /// Model and tiles laid out channels-last (NHWC), without --run (a run's model is
+    /// channels-last on the CPU, as `fovea predict` does).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     channels_last: bool,
+    /// Heatmap cell side of the maps made from the probabilities.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    cell: u32,
 }
 
-/// `fovea bench seg-train`: prints the parameter count and ends with `samples_per_s X`.
 pub fn seg_train(a: SegTrainArgs) -> Result<()> {
     let enc = a.model;
     let device = a.device.resolve().map_err(anyhow::Error::msg)?;
@@ -90,18 +105,6 @@ pub fn seg_train(a: SegTrainArgs) -> Result<()> {
 }
 
 /// An RGB photograph as an ImageNet-normalised `[3, H, W]` float tensor.
-fn normalised(rgb: &image::RgbImage) -> Tensor {
-    let (w, h) = (rgb.width() as i64, rgb.height() as i64);
-    let x = Tensor::from_slice(rgb.as_raw())
-        .view([h, w, 3])
-        .permute([2, 0, 1])
-        .to_kind(Kind::Float)
-        / 255.0;
-    let mean = Tensor::from_slice(&IMAGENET_MEAN).view([3, 1, 1]);
-    let std = Tensor::from_slice(&IMAGENET_STD).view([3, 1, 1]);
-    ((x - mean) / std).contiguous()
-}
-
 fn parse_size(s: &str) -> Result<(u32, u32)> {
     let (w, h) = s
         .split_once('x')
@@ -111,12 +114,15 @@ fn parse_size(s: &str) -> Result<(u32, u32)> {
     Ok((w, h))
 }
 
-/// `fovea bench seg-map`: one photograph through the U-Net's forward pass, tile by tile
-/// (`fovea_nn::bench::seg_map_tiled`), on the CPU; prints the time of each part and the
-/// peak resident memory, and ends with `seconds X` (normalisation + tiles).
+/// One whole photograph mapped through the segmentation model as `fovea predict` maps it
+/// ([`fovea_nn::maps::Mapper::map`]): field of view, enhancement, tiles with overlap
+/// blending (tiles without a field-of-view pixel skipped), the heatmap at --cell, regions
+/// and summary; on the CPU. Prints the time of decoding and of mapping, the tiles run,
+/// and the peak resident memory; ends with `seconds X` (decoding + mapping).
 pub fn seg_map(a: SegMapArgs) -> Result<()> {
-    let enc = a.model;
-    anyhow::ensure!(a.tile > 0, "--tile must be positive");
+    use fovea_nn::maps::{MapSettings, Mapper};
+    use fovea_nn::segmentation::maps::SegMapper;
+    use fovea_nn::segmentation::{InferSettings, Preprocess, SegModel, SegModelInfo, TrainTask};
     let t0 = Instant::now();
     let rgb = match &a.image {
         Some(p) => fovea_data::read_rgb(p).map_err(anyhow::Error::msg)?,
@@ -125,38 +131,93 @@ pub fn seg_map(a: SegMapArgs) -> Result<()> {
             let mut img = image::RgbImage::new(w, h);
             for (i, px) in img.pixels_mut().enumerate() {
                 let v = (i as u32).wrapping_mul(2_654_435_761) >> 8;
-                *px = image::Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8]);
+                // Red above the field-of-view threshold everywhere: all of it is retina.
+                *px = image::Rgb([64 + (v as u8 >> 2), (v >> 8) as u8, (v >> 16) as u8]);
             }
             img
         }
     };
     let decode_s = t0.elapsed().as_secs_f64();
-    tch::manual_seed(0);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = UNet::new(&vs.root(), enc);
-    if a.channels_last {
-        fovea_nn::layout::vars_channels_last(&vs);
-    }
-    // Warm-up (allocator, kernels): one tile.
-    let warm = Tensor::randn([3, a.tile, a.tile], (Kind::Float, Device::Cpu));
-    let _ = fovea_nn::bench::seg_map_tiled(&model, &warm, a.tile, a.channels_last);
+    let mapper = match &a.run {
+        Some(run) => SegMapper::load(run, Device::Cpu).map_err(anyhow::Error::msg)?,
+        None => {
+            anyhow::ensure!(
+                a.overlap < a.tile,
+                "--overlap must be less than --tile ({} >= {})",
+                a.overlap,
+                a.tile
+            );
+            tch::manual_seed(0);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = UNet::new(&vs.root(), a.model);
+            if a.channels_last {
+                fovea_nn::layout::vars_channels_last(&vs);
+            }
+            let info = SegModelInfo {
+                task: TrainTask::Segmentation,
+                encoder: a.model,
+                num_classes: 4,
+                mean: IMAGENET_MEAN,
+                std: IMAGENET_STD,
+                tile_side: a.tile,
+                preprocess: Preprocess {
+                    scale: 1.0,
+                    enhance: a.enhance,
+                    fov: Default::default(),
+                },
+                infer: InferSettings {
+                    tile: a.tile,
+                    overlap: a.overlap,
+                    batch: 1,
+                },
+                epoch: 0,
+                val_mean_aupr: 0.0,
+                val_aupr: [0.0; 4],
+            };
+            SegMapper {
+                run: PathBuf::from("(untrained)"),
+                model: SegModel {
+                    vs,
+                    net,
+                    info,
+                    dir: PathBuf::new(),
+                },
+                thresholds: [0.5; 4],
+                device: Device::Cpu,
+                channels_last: a.channels_last,
+            }
+        }
+    };
+    let info = &mapper.model.info;
+    let s = MapSettings {
+        cell: a.cell,
+        ..Default::default()
+    };
+    // Warm-up (allocator, kernels) on one tile's worth of the photograph.
+    let side = info.infer.tile.min(rgb.width()).min(rgb.height());
+    let crop = image::imageops::crop_imm(&rgb, 0, 0, side, side).to_image();
+    let _ = mapper.map(&crop, "warm-up", Path::new("warm-up"), &s, &mut |_, _| {});
     let t1 = Instant::now();
-    let x = normalised(&rgb);
-    let norm_s = t1.elapsed().as_secs_f64();
-    let probs = fovea_nn::bench::seg_map_tiled(&model, &x, a.tile, a.channels_last);
-    let total_s = t1.elapsed().as_secs_f64();
-    let (h, w) = (rgb.height() as i64, rgb.width() as i64);
-    let tiles = fovea_nn::bench::tile_starts(h, a.tile).len()
-        * fovea_nn::bench::tile_starts(w, a.tile).len();
+    let mut tiles = 0;
+    let m = mapper
+        .map(&rgb, "bench", Path::new("bench"), &s, &mut |_, t| tiles = t)
+        .map_err(anyhow::Error::msg)?;
+    let map_s = t1.elapsed().as_secs_f64();
+    let (w, h) = rgb.dimensions();
+    let t = info.infer.tile as usize;
+    let step = (info.infer.tile - info.infer.overlap) as usize;
+    let along = |n: usize| if n <= t { 1 } else { (n - t).div_ceil(step) + 1 };
+    let all = along(w as usize) * along(h as usize);
     println!(
-        "seg-map unet-{} {w}x{h} photograph{}, {tiles} tiles of {t}x{t}{}, {} threads: \
-         {} {decode_s:.2} s, normalisation {norm_s:.2} s, tiles {:.2} s",
-        enc.as_str(),
+        "seg-map unet-{} {w}x{h} photograph{}, {tiles} of {all} tiles of {t}x{t} (overlap {}; the others hold no field of view), enhancement {}{}, {} threads: {} {decode_s:.2} s, mapping {map_s:.2} s ({} regions)",
+        info.encoder.as_str(),
         a.image
             .as_ref()
             .map(|p| format!(" {}", p.display()))
             .unwrap_or_else(|| " (random)".into()),
-        if a.channels_last {
+        info.infer.overlap,
+        info.preprocess.enhance.name(),
+        if mapper.channels_last {
             ", channels-last"
         } else {
             ""
@@ -167,14 +228,9 @@ pub fn seg_map(a: SegMapArgs) -> Result<()> {
         } else {
             "making it"
         },
-        total_s - norm_s,
-        t = a.tile,
-    );
-    println!(
-        "probabilities [4, {h}, {w}], mean {:.4}",
-        probs.mean(Kind::Float).double_value(&[])
+        m.summary.regions.len(),
     );
     println!("peak_rss_mib {:.0}", crate::maps_cmd::peak_rss_mib());
-    println!("seconds {total_s:.3}");
+    println!("seconds {:.3}", decode_s + map_s);
     Ok(())
 }

@@ -375,8 +375,17 @@ fn segmentation_stopped_by_ctrl_c_exits_130_and_resumes() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("interrupted during epoch"));
-    // --resume finishes the run (only --epochs may change).
-    let o = train(&store, &run, &cfg, &["--epochs", "1", "--resume"])
+    // --resume finishes the run (only --epochs, threads and workers may change: the tiles
+    // are the same whatever the number of workers).
+    let more_workers = tmp.path().join("workers.toml");
+    std::fs::write(
+        &more_workers,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("workers = 1", "workers = 2"),
+    )
+    .unwrap();
+    let o = train(&store, &run, &more_workers, &["--epochs", "1", "--resume"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));

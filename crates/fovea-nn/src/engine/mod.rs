@@ -232,13 +232,18 @@ pub fn check_run(
 
 /// The first setting (TOML path) in which `b` differs from the run's `a`, apart from what
 /// may change on `--resume`: the number of epochs, and the threads and loader workers that
-/// run them. Stores are compared as absolute paths.
+/// run them (the patch loader's `data.workers`, the segmentation tiles'
+/// `segmentation.tiles.workers`: both give the same batches whatever their number). Stores
+/// are compared as absolute paths.
 fn differing_setting(a: &TrainSettings, b: &TrainSettings) -> Option<String> {
     let norm = |s: &TrainSettings| {
         let mut s = s.clone();
         s.epochs = 0;
         s.threads = 0;
         s.data.workers = 0;
+        if let Some(seg) = s.segmentation.as_mut() {
+            seg.tiles.workers = 0;
+        }
         s.store = s.store.map(|p| p.canonicalize().unwrap_or(p));
         toml::Value::try_from(&s).ok()
     };
