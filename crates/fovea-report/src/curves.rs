@@ -4,6 +4,9 @@
 //! `RUN/plots/NAME.svg`. Whoever runs a training calls [`write_training_curves`] after
 //! every epoch (`fovea train`'s console observer in fovea-torch; the training engine
 //! itself draws nothing); one epoch already gives readable plots (every point has a dot).
+//!
+//! A segmentation run (`task = "segmentation"` in `RUN/config.toml`) logs the same columns
+//! computed over pixels, and its validation AP is pixel AUPR: its titles say so.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +18,7 @@ use crate::chart::{
 };
 use crate::error::{ReportError, Result};
 use crate::fsio::write_atomic;
+use crate::run_config::{read_run_config, RunTask};
 
 /// A chart with its file stem (`loss`, `macro_f1`, `per_class_f1`, `val_ap`).
 #[derive(Clone, Debug, PartialEq)]
@@ -67,9 +71,47 @@ fn split_pair(rows: &[MetricsCsvRow], f: impl Fn(&MetricsCsvRow) -> f64 + Copy) 
     ]
 }
 
-/// The charts of a training log: loss, macro F1, F1 per lesion, and validation AP when
-/// `ranking` is given. Empty when `rows` is.
+/// The charts of a patch classifier's training log: loss, macro F1, F1 per lesion, and
+/// validation AP when `ranking` is given. Empty when `rows` is.
 pub fn training_charts(rows: &[MetricsCsvRow], ranking: Option<&[RankingRow]>) -> Vec<NamedChart> {
+    training_charts_for(rows, ranking, RunTask::Classifier)
+}
+
+/// Chart titles and the AP axis label, by what the run trained.
+struct Titles {
+    macro_f1: &'static str,
+    per_class_f1: &'static str,
+    val_ap: &'static str,
+    ap_axis: &'static str,
+}
+
+impl Titles {
+    fn of(task: RunTask) -> Titles {
+        match task {
+            RunTask::Classifier => Titles {
+                macro_f1: "Macro F1 by epoch (threshold 0.5)",
+                per_class_f1: "F1 per lesion by epoch (threshold 0.5)",
+                val_ap: "Validation average precision per lesion",
+                ap_axis: "average precision",
+            },
+            RunTask::Segmentation => Titles {
+                macro_f1: "Pixel macro F1 by epoch (threshold 0.5)",
+                per_class_f1: "Pixel F1 per lesion by epoch (threshold 0.5)",
+                val_ap: "Validation pixel AUPR per lesion",
+                ap_axis: "pixel AUPR",
+            },
+        }
+    }
+}
+
+/// [`training_charts`] titled for a run of `task`: a segmentation run's F1 curves are
+/// over pixels and its validation AP curve is pixel AUPR.
+pub fn training_charts_for(
+    rows: &[MetricsCsvRow],
+    ranking: Option<&[RankingRow]>,
+    task: RunTask,
+) -> Vec<NamedChart> {
+    let titles = Titles::of(task);
     if rows.is_empty() {
         return Vec::new();
     }
@@ -97,7 +139,7 @@ pub fn training_charts(rows: &[MetricsCsvRow], ranking: Option<&[RankingRow]>) -
     out.push(NamedChart {
         name: "macro_f1",
         chart: LineChart {
-            title: "Macro F1 by epoch (threshold 0.5)".into(),
+            title: titles.macro_f1.into(),
             x: epochs(),
             y: score_axis("macro F1", y_max(&macro_f1)),
             series: macro_f1,
@@ -120,7 +162,7 @@ pub fn training_charts(rows: &[MetricsCsvRow], ranking: Option<&[RankingRow]>) -
     out.push(NamedChart {
         name: "per_class_f1",
         chart: LineChart {
-            title: "F1 per lesion by epoch (threshold 0.5)".into(),
+            title: titles.per_class_f1.into(),
             x: epochs(),
             y: score_axis("F1", y_max(&per_class)),
             series: per_class,
@@ -145,9 +187,9 @@ pub fn training_charts(rows: &[MetricsCsvRow], ranking: Option<&[RankingRow]>) -
         out.push(NamedChart {
             name: "val_ap",
             chart: LineChart {
-                title: "Validation average precision per lesion".into(),
+                title: titles.val_ap.into(),
                 x: epochs(),
-                y: score_axis("average precision", y_max(&series)),
+                y: score_axis(titles.ap_axis, y_max(&series)),
                 series,
             },
         });
@@ -158,8 +200,9 @@ pub fn training_charts(rows: &[MetricsCsvRow], ranking: Option<&[RankingRow]>) -
 /// Reads `RUN/metrics.csv` (and `RUN/val_ranking.csv` if present) and writes
 /// `RUN/plots/{loss,macro_f1,per_class_f1[,val_ap]}.{png,svg}`, atomically; returns the
 /// files written. Errors: no or a malformed metrics.csv (the message names the file and
-/// line), a malformed val_ranking.csv, an unwritable plots folder. A metrics.csv with a
-/// header only writes nothing.
+/// line), a malformed val_ranking.csv or config.toml, an unwritable plots folder. A
+/// metrics.csv with a header only writes nothing. The titles follow the `task` of
+/// `RUN/config.toml` (a classifier's when there is none).
 pub fn write_training_curves(run: &Path) -> Result<Vec<PathBuf>> {
     let run = RunDir::new(run);
     let metrics = run.metrics_csv();
@@ -175,8 +218,14 @@ pub fn write_training_curves(run: &Path) -> Result<Vec<PathBuf>> {
     } else {
         None
     };
+    let config = run.config();
+    let task = if config.is_file() {
+        read_run_config(&config)?.task
+    } else {
+        RunTask::Classifier
+    };
     let mut written = Vec::new();
-    for nc in training_charts(&rows, ranking.as_deref()) {
+    for nc in training_charts_for(&rows, ranking.as_deref(), task) {
         let png = run.plot(nc.name, "png");
         write_atomic(&png, &nc.chart.png(SIZE)?)?;
         written.push(png);

@@ -194,9 +194,20 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary> 
     let sections = build(&ctx)?;
     let mut facts: Vec<(&str, String)> = vec![("run", ctx.run.display().to_string())];
     if let Some(cfg) = &ctx.config {
-        let get = |k: &str| cfg.entries.iter().find(|e| e.0 == k).map(|e| e.1.clone());
-        if let Some(m) = get("model") {
-            let epochs = get("epochs").map_or(String::new(), |e| format!(", {e} epochs"));
+        let epochs = cfg
+            .get("epochs")
+            .map_or(String::new(), |e| format!(", {e} epochs"));
+        if cfg.is_segmentation() {
+            // A segmentation run's config.toml still holds the classifier's `model`,
+            // unused: the model is the U-Net with the encoder of `[segmentation]`.
+            let encoder = cfg
+                .get("segmentation.encoder")
+                .map_or(String::new(), |e| format!(" ({e} encoder)"));
+            facts.push((
+                "model",
+                format!("U-Net{encoder}, pixel-level segmentation{epochs}"),
+            ));
+        } else if let Some(m) = cfg.get("model") {
             facts.push(("model", format!("{m}{epochs}")));
         }
     }

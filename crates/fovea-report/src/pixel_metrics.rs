@@ -53,8 +53,9 @@ pub struct PixelMetrics {
     pub image_level: Option<ImageLevel>,
 }
 
-/// How well the image-level probability (the highest window score) tells photographs
-/// with a lesion from those without, per lesion.
+/// How well the image-level probability (the highest window score of a classifier, the
+/// highest pixel probability of a segmentation run) tells photographs with a lesion from
+/// those without, per lesion.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ImageLevel {
     pub auroc: [Option<f64>; NUM_CLASSES],

@@ -1,11 +1,43 @@
 //! `RUN/config.toml` (CONTRACTS 3: every resolved training setting): read as a generic
 //! TOML table, flattened to `section.key = value` rows for the report, with the patch
-//! store it names (key `store`), the report's default store.
+//! store it names (key `store`), the report's default store, and the kind of model the
+//! run trained (key `task`).
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{ReportError, Result};
 use crate::fsio::read_text;
+
+/// What a run trained (`task` in its config.toml, `fovea train --task`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RunTask {
+    /// The patch classifier: no `task` key, `task = "classifier"`, or a value this report
+    /// does not know (its wording stays the classifier's, as before `task` existed).
+    #[default]
+    Classifier,
+    /// The pixel-level U-Net (`task = "segmentation"`): its metrics.csv, val_ranking.csv
+    /// and thresholds.json are over pixels, and the classifier-only settings in its
+    /// config.toml are not used.
+    Segmentation,
+}
+
+/// Top-level keys of config.toml that only a patch classifier uses; a segmentation run
+/// writes them too (the settings are one resolved struct) but ignores them.
+pub const CLASSIFIER_ONLY_KEYS: [&str; 3] = ["model", "pool", "batch_size"];
+
+/// Tables of config.toml that only a patch classifier uses.
+pub const CLASSIFIER_ONLY_TABLES: [&str; 4] = ["augment", "context", "data", "loss"];
+
+/// Whether the dotted key `key` is a classifier-only setting (`model`, `loss.gamma`, but
+/// not `segmentation.loss.pixel`).
+pub fn is_classifier_only(key: &str) -> bool {
+    let top = key.split('.').next().unwrap_or(key);
+    if top == key {
+        CLASSIFIER_ONLY_KEYS.contains(&key)
+    } else {
+        CLASSIFIER_ONLY_TABLES.contains(&top)
+    }
+}
 
 /// The settings of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,6 +46,8 @@ pub struct RunConfig {
     pub entries: Vec<(String, String)>,
     /// The `store` key, when it is a string.
     pub store: Option<PathBuf>,
+    /// The `task` key.
+    pub task: RunTask,
 }
 
 /// Parses the text of a `config.toml` read from `path`. A syntax error is an error
@@ -35,7 +69,15 @@ pub fn parse_run_config(path: &Path, text: &str) -> Result<RunConfig> {
         .get("store")
         .and_then(|v| v.as_str())
         .map(PathBuf::from);
-    Ok(RunConfig { entries, store })
+    let task = match table.get("task").and_then(|v| v.as_str()) {
+        Some("segmentation") => RunTask::Segmentation,
+        _ => RunTask::Classifier,
+    };
+    Ok(RunConfig {
+        entries,
+        store,
+        task,
+    })
 }
 
 /// Reads `config.toml`.
@@ -67,6 +109,19 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
 }
 
 impl RunConfig {
+    /// The value of the dotted key `key`, as shown in the settings table.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| e.0 == key)
+            .map(|e| e.1.as_str())
+    }
+
+    /// Whether the run trained the pixel-level segmentation model.
+    pub fn is_segmentation(&self) -> bool {
+        self.task == RunTask::Segmentation
+    }
+
     /// The store this run was trained on, resolved: as written if that exists (relative
     /// to the working folder), else relative to the run folder; `None` when the key is
     /// absent.
@@ -98,6 +153,59 @@ mod tests {
         assert_eq!(keys, ["epochs", "store", "data.x", "optim.lr"]);
         assert_eq!(c.entries[1].1, "/s");
         assert_eq!(c.entries[3].1, "0.001");
+    }
+
+    #[test]
+    fn task_is_read_and_defaults_to_the_classifier() {
+        let p = Path::new("c.toml");
+        let seg = parse_run_config(
+            p,
+            "task = \"segmentation\"\nmodel = \"cnn\"\n[segmentation]\nencoder = \"resnet34\"\n",
+        )
+        .unwrap();
+        assert_eq!(seg.task, RunTask::Segmentation);
+        assert!(seg.is_segmentation());
+        assert_eq!(seg.get("segmentation.encoder"), Some("resnet34"));
+        assert_eq!(seg.get("encoder"), None);
+        for text in [
+            "epochs = 1\n",
+            "task = \"classifier\"\n",
+            "task = \"something-else\"\n",
+            "task = 1\n",
+            "[segmentation]\ntask = \"segmentation\"\n",
+        ] {
+            let c = parse_run_config(p, text).unwrap();
+            assert_eq!(c.task, RunTask::Classifier, "{text}");
+        }
+    }
+
+    #[test]
+    fn classifier_only_keys() {
+        for k in [
+            "model",
+            "pool",
+            "batch_size",
+            "loss.kind",
+            "augment.flip",
+            "context.scale",
+            "data.workers",
+        ] {
+            assert!(is_classifier_only(k), "{k}");
+        }
+        for k in [
+            "amp",
+            "epochs",
+            "store",
+            "task",
+            "optim.lr",
+            "segmentation.encoder",
+            "segmentation.loss.pixel",
+            "segmentation.tiles.batch_size",
+            "models",
+            "loss_weight",
+        ] {
+            assert!(!is_classifier_only(k), "{k}");
+        }
     }
 
     #[test]

@@ -78,6 +78,12 @@ fn make_run(dir: &Path, store: &Path, epochs: usize) -> PathBuf {
         ),
     )
     .unwrap();
+    write_logs(&run, epochs);
+    run
+}
+
+/// metrics.csv, val_ranking.csv and thresholds.json of `epochs` epochs in `run`.
+fn write_logs(run: &Path, epochs: usize) {
     let mut csv = format!("{METRICS_CSV_HEADER}\n");
     let mut rank = String::from("epoch,ap_ma,ap_he,ap_ex,ap_se,auroc_ma,auroc_he,auroc_ex,auroc_se,prevalence_ma,prevalence_he,prevalence_ex,prevalence_se\n");
     for e in 1..=epochs {
@@ -107,7 +113,6 @@ fn make_run(dir: &Path, store: &Path, epochs: usize) -> PathBuf {
         ),
     )
     .unwrap();
-    run
 }
 
 /// An evaluation folder: predictions.csv for the store's non-black patches (scores that
@@ -147,7 +152,8 @@ fn make_eval(dir: &Path, store: &Path) -> (PathBuf, MetricsReport) {
         eval.join("pixel_metrics.json"),
         format!(
             r#"{{"lesions": ["MA","HE","EX","SE"], "aupr": [0.21, 0.43, 0.654, null], "auroc": [0.9, 0.8, null, 0.7],
-                "per_image": [{{"image_id": "{first}", "aupr": [0.1, null, 0.3, 0.4]}}]}}"#
+                "per_image": [{{"image_id": "{first}", "aupr": [0.1, null, 0.3, 0.4]}}],
+                "image_level": {{"auroc": [0.5, null, 1, 0.75], "ap": [1, 0, 1, 0.5], "f1": [1, 0, 1, 0], "positives": [2, 0, 3, 1]}}}}"#
         ),
     )
     .unwrap();
@@ -172,6 +178,38 @@ fn make_maps(dir: &Path, image_id: &str) -> PathBuf {
     )
     .unwrap();
     maps
+}
+
+/// Phrases only a segmentation run's report has.
+const SEGMENTATION_WORDING: [&str; 10] = [
+    "U-Net",
+    "pixel-level segmentation",
+    "classifier-only settings",
+    "a pixel is predicted positive",
+    "best validation mean pixel AUPR",
+    "over the pixels of the training tiles",
+    "Validation pixel AUPR per lesion",
+    "model's own full-resolution probability",
+    "highest pixel probability in the field of view",
+    "highest pixel probability inside it",
+];
+
+/// Phrases of a classifier's report (with a thresholds file, a training log and pixel
+/// metrics with image-level presence) that a segmentation run's must not have.
+const CLASSIFIER_WORDING: [&str; 6] = [
+    "Every resolved setting of the run",
+    "a patch is predicted positive",
+    "; best validation macro F1 ",
+    "Validation average precision per lesion",
+    "each pixel taking its heatmap cell's value",
+    "highest window probability in the field of view",
+];
+
+/// The value of fact `key` in the page's header.
+fn header_fact(doc: &Html, key: &str) -> Option<String> {
+    let dts: Vec<String> = doc.select(&sel("header dt")).map(text).collect();
+    let dds: Vec<String> = doc.select(&sel("header dd")).map(text).collect();
+    dts.iter().position(|k| k == key).map(|i| dds[i].clone())
 }
 
 fn sel(s: &str) -> Selector {
@@ -364,6 +402,18 @@ fn full_report_is_self_contained_and_holds_the_metrics() {
         caption.contains('#') && st.rows.iter().any(|r| caption.contains(&r.image_id)),
         "{caption}"
     );
+
+    // A classifier's wording, none of a segmentation run's.
+    assert_eq!(header_fact(&doc, "model").as_deref(), Some("cnn, 3 epochs"));
+    for want in CLASSIFIER_WORDING {
+        assert!(html.contains(want), "missing {want:?}");
+    }
+    for unwanted in SEGMENTATION_WORDING {
+        assert!(
+            !html.contains(unwanted),
+            "a classifier report says {unwanted:?}"
+        );
+    }
 }
 
 #[test]
@@ -608,4 +658,262 @@ fn a_run_of_an_ablation_shows_the_ablation_table_untold() {
         .sections
         .iter()
         .any(|s| s.id == "ablation" && !s.shown));
+}
+
+/// A segmentation run's config.toml as `fovea train --task segmentation` writes it: every
+/// resolved setting, the classifier's unused ones included.
+fn seg_config(store: &Path, epochs: usize) -> String {
+    format!(
+        r#"store = "{}"
+model = "resnet18"
+pool = "avg"
+amp = "off"
+epochs = {epochs}
+batch_size = 64
+seed = 0
+device = "cpu"
+threads = 2
+channels_last = false
+patience = 0
+task = "segmentation"
+
+[optim]
+lr = 0.001
+schedule = "cosine"
+
+[loss]
+kind = "focal"
+gamma = 2.0
+
+[augment]
+flip = true
+
+[data]
+balance = "none"
+workers = 1
+
+[context]
+scale = 0
+
+[segmentation]
+encoder = "small"
+val_images = 3
+
+[segmentation.tiles]
+side = 256
+batch_size = 4
+
+[segmentation.loss]
+pixel = "bce"
+dice_weight = 1.0
+
+[segmentation.infer]
+tile = 512
+overlap = 64
+"#,
+        store.display()
+    )
+}
+
+/// A segmentation run of 4 epochs: config.toml, the logs of [`write_logs`] (macro F1
+/// best at epoch 4) and a val_ranking.csv whose mean pixel AUPR is best at epoch 2 (mean
+/// 0.45), lower at 1 and 3, and not finite at 4.
+fn make_seg_run(dir: &Path, store: &Path) -> PathBuf {
+    let run = dir.join("segrun");
+    std::fs::create_dir_all(&run).unwrap();
+    write_logs(&run, 4);
+    std::fs::write(run.join("config.toml"), seg_config(store, 4)).unwrap();
+    std::fs::write(
+        run.join("val_ranking.csv"),
+        "epoch,ap_ma,ap_he,ap_ex,ap_se,auroc_ma,auroc_he,auroc_ex,auroc_se,prevalence_ma,prevalence_he,prevalence_ex,prevalence_se\n\
+         1,0.1,0.2,0.3,0.4,0.9,0.9,0.9,0.9,0.001,0.002,0.01,0.003\n\
+         2,0.3,0.4,0.5,0.6,0.9,0.9,0.9,0.9,0.001,0.002,0.01,0.003\n\
+         3,0.2,0.3,0.5,0.4,0.9,0.9,0.9,0.9,0.001,0.002,0.01,0.003\n\
+         4,0.9,0.9,0.9,NaN,0.9,0.9,0.9,NaN,0.001,0.002,0.01,0\n",
+    )
+    .unwrap();
+    run
+}
+
+/// The `p.note` paragraphs of section `id`, joined.
+fn notes(doc: &Html, id: &str) -> String {
+    doc.select(&sel(&format!("section#{id} p.note")))
+        .map(text)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+#[test]
+fn a_segmentation_run_is_reported_over_pixels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = make_store(tmp.path());
+    let run = make_seg_run(tmp.path(), &store);
+    let (eval, _) = make_eval(tmp.path(), &store);
+    let inputs = ReportInputs {
+        eval: Some(eval),
+        ..ReportInputs::new(&run)
+    };
+    let out = tmp.path().join("seg.html");
+    let summary = write_report(&inputs, &out).unwrap();
+    for id in ["settings", "training", "metrics", "maps"] {
+        assert!(
+            summary.sections.iter().any(|s| s.id == id && s.shown),
+            "{id}: {:?}",
+            summary.sections
+        );
+    }
+    let html = std::fs::read_to_string(&out).unwrap();
+    let doc = Html::parse_document(&html);
+    check_self_contained(&doc);
+
+    // Header: the U-Net and its encoder, not the classifier's unused `model`.
+    assert_eq!(
+        header_fact(&doc, "model").as_deref(),
+        Some("U-Net (small encoder), pixel-level segmentation, 4 epochs")
+    );
+
+    // Settings: the common and segmentation keys, none of the classifier-only ones.
+    let keys: Vec<String> = doc
+        .select(&sel("table.settings tbody tr td:first-child"))
+        .map(text)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "amp",
+            "channels_last",
+            "device",
+            "epochs",
+            "patience",
+            "seed",
+            "store",
+            "task",
+            "threads",
+            "optim.lr",
+            "optim.schedule",
+            "segmentation.encoder",
+            "segmentation.val_images",
+            "segmentation.infer.overlap",
+            "segmentation.infer.tile",
+            "segmentation.loss.dice_weight",
+            "segmentation.loss.pixel",
+            "segmentation.tiles.batch_size",
+            "segmentation.tiles.side",
+        ]
+    );
+    let settings = notes(&doc, "settings");
+    assert!(
+        settings.contains("classifier-only settings")
+            && settings.contains("are not used by the U-Net and not shown"),
+        "{settings}"
+    );
+    assert!(
+        settings.contains(
+            "a pixel is predicted positive when its probability is at least the threshold"
+        ) && !settings.contains("a patch is predicted"),
+        "{settings}"
+    );
+
+    // Training: over pixels, best mean pixel AUPR at epoch 2 (not macro F1's epoch 4, not
+    // the epoch of a NaN mean).
+    let training = notes(&doc, "training");
+    for want in [
+        "best validation mean pixel AUPR 0.450 at epoch 2 (the model kept)",
+        "best validation pixel macro F1 0.495 at epoch 4",
+        "F1 at threshold 0.5 over the pixels of the training tiles (train) and over every pixel of the validation photographs (validation)",
+        "the validation AP curve is the pixel AUPR per lesion",
+    ] {
+        assert!(training.contains(want), "missing {want:?} in {training}");
+    }
+    let svgs = doc
+        .select(&sel("section#training figure.plot svg"))
+        .map(|e| e.html())
+        .collect::<String>();
+    assert!(svgs.contains("Validation pixel AUPR per lesion"));
+    assert!(svgs.contains("Pixel macro F1 by epoch (threshold 0.5)"));
+    assert!(!svgs.contains("Validation average precision per lesion"));
+
+    // Pixel level: the model's own probabilities, the highest pixel for the photograph.
+    let maps = notes(&doc, "maps");
+    assert!(
+        maps.contains("each pixel scored with the model's own full-resolution probability")
+            && maps.contains("the highest pixel probability in the field of view"),
+        "{maps}"
+    );
+    assert!(
+        !maps.contains("heatmap cell") && !maps.contains("window"),
+        "{maps}"
+    );
+
+    // Test metrics: how the patches were scored.
+    let metrics = notes(&doc, "metrics");
+    assert!(
+        metrics.contains("scores each patch by the highest pixel probability inside it")
+            && metrics.contains("compare with a patch classifier's on the same patches"),
+        "{metrics}"
+    );
+
+    for unwanted in CLASSIFIER_WORDING {
+        assert!(
+            !html.contains(unwanted),
+            "a segmentation report says {unwanted:?}"
+        );
+    }
+    for want in SEGMENTATION_WORDING {
+        assert!(html.contains(want), "missing {want:?}");
+    }
+
+    // The training's own plots are titled the same way.
+    write_training_curves(&run).unwrap();
+    let val_ap = std::fs::read_to_string(run.join("plots/val_ap.svg")).unwrap();
+    assert!(val_ap.contains("Validation pixel AUPR per lesion"));
+}
+
+#[test]
+fn a_run_that_says_task_classifier_reads_as_a_classifier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = make_store(tmp.path());
+    let run = make_seg_run(tmp.path(), &store);
+    let (eval, _) = make_eval(tmp.path(), &store);
+    let config = seg_config(&store, 4).replace("task = \"segmentation\"", "task = \"classifier\"");
+    std::fs::write(run.join("config.toml"), config).unwrap();
+    let inputs = ReportInputs {
+        eval: Some(eval),
+        ..ReportInputs::new(&run)
+    };
+    let out = tmp.path().join("cls.html");
+    write_report(&inputs, &out).unwrap();
+    let html = std::fs::read_to_string(&out).unwrap();
+    let doc = Html::parse_document(&html);
+    assert_eq!(
+        header_fact(&doc, "model").as_deref(),
+        Some("resnet18, 4 epochs")
+    );
+    let keys: Vec<String> = doc
+        .select(&sel("table.settings tbody tr td:first-child"))
+        .map(text)
+        .collect();
+    for k in [
+        "model",
+        "pool",
+        "batch_size",
+        "loss.kind",
+        "augment.flip",
+        "data.workers",
+        "context.scale",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
+    }
+    for want in CLASSIFIER_WORDING {
+        assert!(html.contains(want), "missing {want:?}");
+    }
+    for unwanted in SEGMENTATION_WORDING {
+        assert!(
+            !html.contains(unwanted),
+            "a classifier report says {unwanted:?}"
+        );
+    }
+    write_training_curves(&run).unwrap();
+    let val_ap = std::fs::read_to_string(run.join("plots/val_ap.svg")).unwrap();
+    assert!(val_ap.contains("Validation average precision per lesion"));
 }

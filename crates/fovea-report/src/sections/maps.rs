@@ -1,6 +1,8 @@
 //! Section "Lesion maps": pixel-level AUPR per lesion (`EVAL/pixel_metrics.json`) beside
 //! the IDRiD challenge's best published, and a card per photograph of `MAPS` (overlay
-//! thumbnail, size, regions, image-level probabilities, pixel AUPR).
+//! thumbnail, size, regions, image-level probabilities, pixel AUPR). The notes say how the
+//! pixels were scored: a classifier's heatmap cells, or a segmentation run's own
+//! full-resolution probabilities.
 
 use fovea_metrics::LESIONS;
 
@@ -95,14 +97,24 @@ pub fn section(ctx: &Context) -> Result<Section> {
             ),
         ));
     }
+    let seg = ctx.segmentation();
     let mut body = String::new();
     body += "<h3>Pixel-level AUPR</h3>";
     match pm {
         Some(pm) => {
-            body += "<p class=\"note\">Area under the precision-recall curve over all pixels of the test photographs, each pixel taking its heatmap cell's value (the IDRiD challenge's measure), beside the best AUPR published in the challenge.</p>";
+            // A segmentation run's eval-maps scores its full-resolution output, a
+            // classifier's its heatmap cells: the sentences say which.
+            body += if seg {
+                "<p class=\"note\">Area under the precision-recall curve over all pixels of the test photographs, each pixel scored with the model's own full-resolution probability (the IDRiD challenge's measure), beside the best AUPR published in the challenge.</p>"
+            } else {
+                "<p class=\"note\">Area under the precision-recall curve over all pixels of the test photographs, each pixel taking its heatmap cell's value (the IDRiD challenge's measure), beside the best AUPR published in the challenge.</p>"
+            };
             body += &pixel_table(pm);
             if let Some(il) = &pm.image_level {
-                body += "<h3>Image-level presence</h3><p class=\"note\">Whether a photograph has the lesion, scored by its image-level probability (the highest window probability in the field of view).</p>";
+                body += &format!(
+                    "<h3>Image-level presence</h3><p class=\"note\">Whether a photograph has the lesion, scored by its image-level probability (the highest {} probability in the field of view).</p>",
+                    if seg { "pixel" } else { "window" }
+                );
                 let rows: Vec<Vec<String>> = LESIONS
                     .iter()
                     .enumerate()

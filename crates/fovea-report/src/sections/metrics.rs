@@ -1,6 +1,7 @@
 //! Section "Test metrics": `EVAL/metrics.json` (CONTRACTS 4) as a per-lesion table of
 //! precision, recall and F1 at 0.5 and at the tuned thresholds, with AP and AUROC, and a
-//! table of the aggregate metrics.
+//! table of the aggregate metrics. A segmentation run's patches are scored from its maps,
+//! which the section says.
 
 use fovea_metrics::{ThresholdedMetrics, LESIONS};
 
@@ -32,6 +33,10 @@ pub fn section(ctx: &Context) -> Section {
             "<p class=\"note\">From <code>{}</code>. <em>0.5</em>: every lesion at threshold 0.5; <em>tuned</em>: the per-lesion thresholds tuned on the validation split. AP and AUROC do not depend on a threshold.</p>",
             esc(&fovea_run::EvalDir::new(e).metrics_json().display().to_string())
         );
+    }
+    if ctx.segmentation() {
+        // eval of a segmentation run writes the classifier's files from the U-Net's maps.
+        body += "<p class=\"note\">This segmentation run scores each patch by the highest pixel probability inside it (inside its label region when the store labels a centred square), with its pixel thresholds as the tuned ones, so these figures compare with a patch classifier's on the same patches.</p>";
     }
     body += "<table class=\"metrics\"><thead><tr class=\"group\"><th></th><th colspan=\"4\">threshold 0.5</th><th colspan=\"4\">tuned thresholds</th><th colspan=\"2\">ranking</th></tr><tr><th>lesion</th>";
     for h in [

@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::page::Section;
 use crate::pixel_metrics::PixelMetrics;
 use crate::predictions::Predictions;
-use crate::run_config::RunConfig;
+use crate::run_config::{RunConfig, RunTask};
 
 /// Everything the sections draw on.
 pub struct Context {
@@ -49,6 +49,17 @@ pub struct Context {
 }
 
 impl Context {
+    /// What the run trained, from its config.toml; a run without one reads as a
+    /// classifier (as every run did before `task` existed).
+    pub fn task(&self) -> RunTask {
+        self.config.as_ref().map_or(RunTask::Classifier, |c| c.task)
+    }
+
+    /// Whether the run trained the pixel-level segmentation model.
+    pub fn segmentation(&self) -> bool {
+        self.task() == RunTask::Segmentation
+    }
+
     /// How to refer to the store in a command line.
     pub fn store_arg(&self) -> String {
         match &self.store {
