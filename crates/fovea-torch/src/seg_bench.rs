@@ -206,7 +206,13 @@ pub fn seg_map(a: SegMapArgs) -> Result<()> {
     let (w, h) = rgb.dimensions();
     let t = info.infer.tile as usize;
     let step = (info.infer.tile - info.infer.overlap) as usize;
-    let along = |n: usize| if n <= t { 1 } else { (n - t).div_ceil(step) + 1 };
+    let along = |n: usize| {
+        if n <= t {
+            1
+        } else {
+            (n - t).div_ceil(step) + 1
+        }
+    };
     let all = along(w as usize) * along(h as usize);
     println!(
         "seg-map unet-{} {w}x{h} photograph{}, {tiles} of {all} tiles of {t}x{t} (overlap {}; the others hold no field of view), enhancement {}{}, {} threads: {} {decode_s:.2} s, mapping {map_s:.2} s ({} regions)",

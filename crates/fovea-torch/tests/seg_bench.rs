@@ -53,16 +53,49 @@ fn seg_train_prints_the_parameters_and_the_rate() {
 
 #[test]
 fn seg_map_times_a_photograph_in_tiles() {
-    let (ok, text) = bench(&["seg-map", "--size", "80x48", "--tile", "32"]);
+    let (ok, text) = bench(&[
+        "seg-map",
+        "--size",
+        "80x48",
+        "--tile",
+        "32",
+        "--overlap",
+        "8",
+    ]);
     assert!(ok, "{text}");
-    // 3 x 2 tiles (the last column and row moved back to the border).
+    // 3 x 2 tiles (the last column and row moved back to the border); the random
+    // photograph is retina everywhere, so none is skipped.
     assert!(
-        text.contains("80x48 photograph (random), 6 tiles of 32x32"),
+        text.contains("80x48 photograph (random), 6 of 6 tiles of 32x32 (overlap 8;"),
         "{text}"
     );
-    assert!(text.contains("probabilities [4, 48, 80]"), "{text}");
+    assert!(
+        text.contains("enhancement local-contrast, channels-last"),
+        "{text}"
+    );
     assert!(field(&text, "peak_rss_mib") > 0.0);
     assert!(field(&text, "seconds") > 0.0);
+    let (ok, text) = bench(&[
+        "seg-map",
+        "--size",
+        "80x48",
+        "--tile",
+        "32",
+        "--overlap",
+        "0",
+        "--enhance",
+        "none",
+        "--channels-last",
+        "false",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("enhancement none, 1 threads"), "{text}");
+    assert!(!text.contains("channels-last"), "{text}");
     let (ok, text) = bench(&["seg-map", "--size", "80", "--tile", "32"]);
     assert!(!ok && text.contains("WxH"), "{text}");
+    let (ok, text) = bench(&["seg-map", "--size", "80x48", "--tile", "32"]);
+    assert!(
+        !ok && text.contains("--overlap must be less than --tile"),
+        "{text}"
+    );
 }
