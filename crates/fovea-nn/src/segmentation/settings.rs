@@ -113,8 +113,8 @@ pub struct SegSettings {
     pub infer: InferSettings,
     /// Validation photographs scored after every epoch, the first ones of the validation
     /// split in id order; 0 = all. Validation maps every pixel of each at full resolution
-    /// (about 100 s per 4288 x 2848 photograph with the small encoder on 2 cores), so the
-    /// default, 2, keeps it under half of a CPU-sized epoch.
+    /// (21-26 s per 4288 x 2848 photograph with the small encoder on 2 cores, README
+    /// "Lesion segmentation"), so the default, 2, keeps it a small part of an epoch.
     pub val_images: usize,
 }
 
