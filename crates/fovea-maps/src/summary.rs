@@ -138,6 +138,16 @@ pub fn image_probability(
 }
 
 impl MapSummary {
+    /// `image_probability` in lesion order (MA, HE, EX, SE); 0 for a lesion it lacks.
+    pub fn probabilities(&self) -> [f32; NUM_LESIONS] {
+        std::array::from_fn(|c| {
+            self.image_probability
+                .get(fovea_data::LESION_CODES[c])
+                .copied()
+                .unwrap_or(0.0) as f32
+        })
+    }
+
     /// Writes the summary as pretty JSON, atomically.
     pub fn write_atomic(&self, path: impl AsRef<Path>) -> Result<()> {
         write_json_atomic(self, path.as_ref())
@@ -200,6 +210,7 @@ mod tests {
         assert_eq!(v["present"]["EX"], false);
         assert_eq!(v["thresholds"]["SE"], 0.3);
         assert_eq!(v["lesion_counts"]["MA"], 1);
+        assert_eq!(s.probabilities(), [0.9, 0.2, 0.6, 0.05]);
         assert_eq!(v["lesion_counts"]["SE"], 0);
         // A segmentation model's summary has no window weight; an older summary has no
         // lesion counts: both read.

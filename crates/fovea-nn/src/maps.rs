@@ -388,13 +388,7 @@ pub fn eval_maps(
                 let sum = MapSummary::read(dir.join("summary.json"))?;
                 let hm =
                     Heatmap::read_npy(dir.join("heatmap.npy"), sum.width, sum.height, sum.stride)?;
-                let p: [f32; 4] = std::array::from_fn(|c| {
-                    sum.image_probability
-                        .get(fovea_data::LESIONS[c].code())
-                        .copied()
-                        .unwrap_or(0.0) as f32
-                });
-                (hm, p)
+                (hm, sum.probabilities())
             }
             None => {
                 let m = rm.map(&sample.rgb, &rec.id, &rec.image, s, &mut |d, t| {
@@ -408,13 +402,7 @@ pub fn eval_maps(
                     rm.thresholds(),
                     s.overlay_width,
                 )?;
-                let p = std::array::from_fn(|c| {
-                    m.summary
-                        .image_probability
-                        .get(fovea_data::LESIONS[c].code())
-                        .copied()
-                        .unwrap_or(0.0) as f32
-                });
+                let p = m.summary.probabilities();
                 // A segmentation model's pixels are scored at full resolution.
                 (m.full.unwrap_or(m.heatmap), p)
             }

@@ -170,6 +170,14 @@ fn run_ok(c: &mut Command) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
@@ -233,12 +241,7 @@ fn predict_eval_maps_and_export_work_for_a_segmentation_run() {
         }
         .map(&rgb, &m.info.preprocess, &m.info.infer, &mut |_, _| {})
         .unwrap();
-        let worst = full
-            .data
-            .iter()
-            .zip(&reference.probs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = max_abs_diff(&full.data, &reference.probs);
         assert!(worst < 1e-4, "{}: largest difference {worst}", rec.id);
         // Image-level probability: the highest pixel probability.
         for (c, code) in fovea_data::LESION_CODES.iter().enumerate() {
@@ -251,12 +254,7 @@ fn predict_eval_maps_and_export_work_for_a_segmentation_run() {
             fovea_maps::Heatmap::read_npy(coarse_dir.join(&rec.id).join("heatmap.npy"), w, h, 8)
                 .unwrap();
         let pooled = full.max_pooled(8).unwrap();
-        let worst = coarse
-            .data
-            .iter()
-            .zip(&pooled.data)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = max_abs_diff(&coarse.data, &pooled.data);
         assert!(worst < 1e-5, "{}: cell 8 against pooled: {worst}", rec.id);
     }
     // eval-maps at the default cell scores every pixel at full resolution: the same AUPR
