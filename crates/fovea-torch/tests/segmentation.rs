@@ -116,14 +116,7 @@ fn a_segmentation_run_writes_the_run_files_and_classifier_commands_refuse_it() {
     assert_eq!(first.truth, row.labels);
     let rec = ds.records.iter().find(|r| r.id == row.image_id).unwrap();
     let rgb = fovea_data::read_rgb(&rec.image).unwrap();
-    let map = fovea_nn::segmentation::infer::UNetPass {
-        net: &m.net,
-        device: tch::Device::Cpu,
-        amp: fovea_nn::amp::Amp::Off,
-        channels_last: false,
-    }
-    .map(&rgb, &m.info.preprocess, &m.info.infer, &mut |_, _| {})
-    .unwrap();
+    let map = reference_map(&m, &rgb);
     let (w, h) = (map.width as usize, map.height as usize);
     for c in 0..4 {
         let mut best = 0f32;
@@ -168,6 +161,21 @@ fn run_ok(c: &mut Command) -> String {
     let o = c.output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The model's map of `rgb` as validation makes it (NCHW, float32, on the CPU).
+fn reference_map(
+    m: &fovea_nn::segmentation::SegModel,
+    rgb: &image::RgbImage,
+) -> fovea_nn::segmentation::SegMap {
+    fovea_nn::segmentation::infer::UNetPass {
+        net: &m.net,
+        device: tch::Device::Cpu,
+        amp: fovea_nn::amp::Amp::Off,
+        channels_last: false,
+    }
+    .map(rgb, &m.info.preprocess, &m.info.infer, &mut |_, _| {})
+    .unwrap()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -233,14 +241,7 @@ fn predict_eval_maps_and_export_work_for_a_segmentation_run() {
         let full =
             fovea_maps::Heatmap::read_npy(full_dir.join(&rec.id).join("heatmap.npy"), w, h, 1)
                 .unwrap();
-        let reference = fovea_nn::segmentation::infer::UNetPass {
-            net: &m.net,
-            device: tch::Device::Cpu,
-            amp: fovea_nn::amp::Amp::Off,
-            channels_last: false,
-        }
-        .map(&rgb, &m.info.preprocess, &m.info.infer, &mut |_, _| {})
-        .unwrap();
+        let reference = reference_map(&m, &rgb);
         let worst = max_abs_diff(&full.data, &reference.probs);
         assert!(worst < 1e-4, "{}: largest difference {worst}", rec.id);
         // Image-level probability: the highest pixel probability.

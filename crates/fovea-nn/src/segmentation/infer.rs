@@ -322,6 +322,27 @@ mod tests {
     }
 
     /// A pointwise model: logits = the normalised red, green, blue and red channels.
+    /// A `w x h` photograph black left of column `black` (no retina), bright red on the
+    /// right, and a preprocessing that finds its field of view pixel by pixel.
+    fn half_black(w: u32, h: u32, black: u32) -> (RgbImage, Preprocess) {
+        let rgb = RgbImage::from_fn(w, h, |x, y| {
+            if x < black {
+                Rgb([0, 0, 0])
+            } else {
+                Rgb([200, (x * 5) as u8, (y * 3) as u8])
+            }
+        });
+        let prep = Preprocess {
+            scale: 1.0,
+            enhance: Enhance::None,
+            fov: FovSettings {
+                red_threshold: 20.0,
+                block: 1,
+            },
+        };
+        (rgb, prep)
+    }
+
     fn pointwise(x: &Tensor) -> Result<Tensor> {
         Ok(Tensor::cat(&[x.shallow_clone(), x.narrow(1, 0, 1)], 1) * 0.7)
     }
@@ -409,21 +430,7 @@ mod tests {
     #[test]
     fn a_photograph_smaller_than_a_tile_is_mapped_whole_and_masked_to_the_fov() {
         // Black on the left (no retina), bright red on the right.
-        let rgb = RgbImage::from_fn(37, 23, |x, y| {
-            if x < 10 {
-                Rgb([0, 0, 0])
-            } else {
-                Rgb([200, (x * 5) as u8, (y * 3) as u8])
-            }
-        });
-        let prep = Preprocess {
-            scale: 1.0,
-            enhance: Enhance::None,
-            fov: FovSettings {
-                red_threshold: 20.0,
-                block: 1,
-            },
-        };
+        let (rgb, prep) = half_black(37, 23, 10);
         let mut shapes = Vec::new();
         let mut f = |x: &Tensor| -> Result<Tensor> {
             shapes.push(x.size());
@@ -448,21 +455,7 @@ mod tests {
     #[test]
     fn tiles_outside_the_field_of_view_are_skipped_and_nothing_inside_changes() {
         // Black left third (no retina): 10 of 33 columns of 16-pixel tiles hold no retina.
-        let rgb = RgbImage::from_fn(120, 40, |x, y| {
-            if x < 40 {
-                Rgb([0, 0, 0])
-            } else {
-                Rgb([200, (x * 5) as u8, (y * 3) as u8])
-            }
-        });
-        let prep = Preprocess {
-            scale: 1.0,
-            enhance: Enhance::None,
-            fov: FovSettings {
-                red_threshold: 20.0,
-                block: 1,
-            },
-        };
+        let (rgb, prep) = half_black(120, 40, 40);
         let s = InferSettings {
             tile: 16,
             overlap: 4,
