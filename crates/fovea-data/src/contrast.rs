@@ -19,7 +19,8 @@
 //! of the decoding. Hand-written around imageproc's Gaussian blur: no crate has this
 //! masked, downscaled variant.
 
-use image::{ImageBuffer, Rgb, RgbImage, Rgba};
+use image::{ImageBuffer, RgbImage, Rgba};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::fov::FovGrid;
@@ -78,10 +79,9 @@ const SIGMA_DOWNSCALED: f32 = 3.0;
 /// doc). A photograph without any field of view comes back black.
 pub fn local_contrast(rgb: &RgbImage, fov: &FovGrid) -> RgbImage {
     let (w, h) = rgb.dimensions();
-    let mut out = RgbImage::new(w, h);
     let area = fov.count_in_rect(0, 0, w, h);
     if area == 0 || w == 0 || h == 0 {
-        return out;
+        return RgbImage::new(w, h);
     }
     let radius = (area as f32 / std::f32::consts::PI).sqrt();
     let sigma = (radius / SIGMA_DIVISOR).max(0.5);
@@ -90,24 +90,30 @@ pub fn local_contrast(rgb: &RgbImage, fov: &FovGrid) -> RgbImage {
         fov.cells[(y / fov.block) as usize * fov.cols + (x / fov.block) as usize] != 0
     };
 
-    // Cell sums of I*M (three channels) and M, as means per k x k cell.
+    // Cell sums of I*M (three channels) and M, as means per k x k cell. One row of cells
+    // (a band of k pixel rows) per task, added in the same order as one thread would: the
+    // same sums whatever the number of threads.
     let (cw, ch) = (w.div_ceil(k), h.div_ceil(k));
     let mut sums = vec![[0f32; 4]; (cw * ch) as usize];
     let raw = rgb.as_raw();
-    for y in 0..h {
-        let srow = &mut sums[((y / k) * cw) as usize..((y / k + 1) * cw) as usize];
-        let row = &raw[(y * w * 3) as usize..((y + 1) * w * 3) as usize];
-        for x in 0..w {
-            if inside(x, y) {
-                let s = &mut srow[(x / k) as usize];
-                let p = &row[(x * 3) as usize..(x * 3 + 3) as usize];
-                s[0] += p[0] as f32;
-                s[1] += p[1] as f32;
-                s[2] += p[2] as f32;
-                s[3] += 1.0;
+    sums.par_chunks_mut(cw as usize)
+        .enumerate()
+        .for_each(|(cy, srow)| {
+            let y0 = cy as u32 * k;
+            for y in y0..(y0 + k).min(h) {
+                let row = &raw[(y * w * 3) as usize..((y + 1) * w * 3) as usize];
+                for x in 0..w {
+                    if inside(x, y) {
+                        let s = &mut srow[(x / k) as usize];
+                        let p = &row[(x * 3) as usize..(x * 3 + 3) as usize];
+                        s[0] += p[0] as f32;
+                        s[1] += p[1] as f32;
+                        s[2] += p[2] as f32;
+                        s[3] += 1.0;
+                    }
+                }
             }
-        }
-    }
+        });
     let norm = 1.0 / (k * k) as f32;
     let small: ImageBuffer<Rgba<f32>, Vec<f32>> = ImageBuffer::from_fn(cw, ch, |cx, cy| {
         let s = sums[(cy * cw + cx) as usize];
@@ -129,57 +135,63 @@ pub fn local_contrast(rgb: &RgbImage, fov: &FovGrid) -> RgbImage {
         .collect();
     let weight: Vec<f32> = blurred.pixels().map(|p| p.0[3]).collect();
 
-    // Bilinear read-back at each pixel centre, over cells that have weight.
+    // Bilinear read-back at each pixel centre, over cells that have weight; one row of
+    // pixels per task. Pixels outside the field of view stay black.
     let at = |cx: i64, cy: i64| -> usize {
         (cy.clamp(0, ch as i64 - 1) * cw as i64 + cx.clamp(0, cw as i64 - 1)) as usize
     };
-    for y in 0..h {
-        let fy = (y as f32 + 0.5) / k as f32 - 0.5;
-        let (y0, ty) = (fy.floor() as i64, fy - fy.floor());
-        for x in 0..w {
-            if !inside(x, y) {
-                continue;
-            }
-            let fx = (x as f32 + 0.5) / k as f32 - 0.5;
-            let (x0, tx) = (fx.floor() as i64, fx - fx.floor());
-            let mut acc = [0f32; 3];
-            let mut wsum = 0f32;
-            for (dx, dy, f) in [
-                (0, 0, (1.0 - tx) * (1.0 - ty)),
-                (1, 0, tx * (1.0 - ty)),
-                (0, 1, (1.0 - tx) * ty),
-                (1, 1, tx * ty),
-            ] {
-                let i = at(x0 + dx, y0 + dy);
-                if weight[i] > 1e-6 && f > 0.0 {
-                    for (a, m) in acc.iter_mut().zip(mean[i]) {
-                        *a += f * m;
+    let mut buf = vec![0u8; w as usize * h as usize * 3];
+    buf.par_chunks_mut(w as usize * 3)
+        .enumerate()
+        .for_each(|(y, orow)| {
+            let y = y as u32;
+            let row = &raw[(y * w * 3) as usize..((y + 1) * w * 3) as usize];
+            let fy = (y as f32 + 0.5) / k as f32 - 0.5;
+            let (y0, ty) = (fy.floor() as i64, fy - fy.floor());
+            for x in 0..w {
+                if !inside(x, y) {
+                    continue;
+                }
+                let fx = (x as f32 + 0.5) / k as f32 - 0.5;
+                let (x0, tx) = (fx.floor() as i64, fx - fx.floor());
+                let mut acc = [0f32; 3];
+                let mut wsum = 0f32;
+                for (dx, dy, f) in [
+                    (0, 0, (1.0 - tx) * (1.0 - ty)),
+                    (1, 0, tx * (1.0 - ty)),
+                    (0, 1, (1.0 - tx) * ty),
+                    (1, 1, tx * ty),
+                ] {
+                    let i = at(x0 + dx, y0 + dy);
+                    if weight[i] > 1e-6 && f > 0.0 {
+                        for (a, m) in acc.iter_mut().zip(mean[i]) {
+                            *a += f * m;
+                        }
+                        wsum += f;
                     }
-                    wsum += f;
+                }
+                let p = &row[(x * 3) as usize..(x * 3 + 3) as usize];
+                let o = &mut orow[(x * 3) as usize..(x * 3 + 3) as usize];
+                for c in 0..3 {
+                    let local = if wsum > 0.0 {
+                        acc[c] / wsum
+                    } else {
+                        p[c] as f32
+                    };
+                    o[c] = (GAIN * (p[c] as f32 - local) + 128.0)
+                        .round()
+                        .clamp(0.0, 255.0) as u8;
                 }
             }
-            let p = rgb.get_pixel(x, y).0;
-            let mut o = [0u8; 3];
-            for c in 0..3 {
-                let local = if wsum > 0.0 {
-                    acc[c] / wsum
-                } else {
-                    p[c] as f32
-                };
-                o[c] = (GAIN * (p[c] as f32 - local) + 128.0)
-                    .round()
-                    .clamp(0.0, 255.0) as u8;
-            }
-            out.put_pixel(x, y, Rgb(o));
-        }
-    }
-    out
+        });
+    RgbImage::from_raw(w, h, buf).expect("w * h * 3 bytes")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fov::{fov_grid, FovSettings};
+    use image::Rgb;
 
     fn disc(w: u32, h: u32, colour: impl Fn(u32, u32) -> [u8; 3]) -> RgbImage {
         let (cx, cy, r) = (w as f32 / 2.0, h as f32 / 2.0, h as f32 * 0.45);
@@ -228,6 +240,32 @@ mod tests {
         let dot = out.get_pixel(150, 100).0[0] as i32;
         let around = out.get_pixel(160, 100).0[0] as i32;
         assert!(around - dot > 100, "dot {dot}, around {around}");
+    }
+
+    #[test]
+    fn the_same_bytes_whatever_the_number_of_threads() {
+        // Uneven texture, so that every cell and every bilinear weight matters.
+        let img = disc(517, 389, |x, y| {
+            let v = (x * 31 + y * 17) ^ (x * y);
+            [
+                (v % 200) as u8 + 30,
+                (v / 7 % 150) as u8,
+                (v / 13 % 90) as u8,
+            ]
+        });
+        let fov = fov_grid(&img, &FovSettings::default());
+        let run = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| local_contrast(&img, &fov))
+        };
+        let one = run(1);
+        assert_eq!(one.as_raw(), run(3).as_raw());
+        assert!(one
+            .pixels()
+            .any(|p| p.0 != [0, 0, 0] && p.0 != [128, 128, 128]));
     }
 
     #[test]

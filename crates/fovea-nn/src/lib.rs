@@ -15,7 +15,8 @@
 //! - Using a trained run: loading it and predicting store splits ([`inference`]),
 //!   `fovea eval` ([`eval`]), lesion maps of photographs ([`dense`], [`maps`]),
 //!   TorchScript export ([`export`]), the whole-image-context ablation ([`ablation`]).
-//! - Throughput benchmarks ([`bench`]), devices ([`device`]), errors ([`error`]).
+//! - Throughput benchmarks ([`bench`]), devices ([`device`]), errors ([`error`]), glibc
+//!   malloc settings for libtorch's tensors ([`malloc`]).
 
 pub mod ablation;
 pub mod amp;
@@ -33,6 +34,7 @@ pub mod imagenet;
 pub mod inference;
 pub mod layout;
 pub mod loss;
+pub mod malloc;
 pub mod maps;
 pub mod models;
 pub mod optim;

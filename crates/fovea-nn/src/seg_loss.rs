@@ -132,6 +132,9 @@ pub fn seg_loss(
         logits.binary_cross_entropy_with_logits(&t, None::<&Tensor>, pos_weight, Reduction::None)
     };
     let per_pixel = match s.pixel {
+        // A pos_weight of ones is left out: the same values (its log weight is exactly 1),
+        // fewer passes, and the kernel PyTorch runs without one.
+        PixelLoss::Bce if s.pos_weight[..channels as usize].iter().all(|&w| w == 1.0) => bce(None),
         PixelLoss::Bce => {
             let pw = Tensor::from_slice(&s.pos_weight[..channels as usize])
                 .to_kind(kind)

@@ -57,6 +57,10 @@ pub struct SegMapArgs {
     /// Pixels shared by neighbouring tiles, without --run.
     #[arg(long, default_value_t = 64)]
     overlap: u32,
+    /// The model's scale, without --run: the photograph is resized by it before tiling and
+    /// the map back to full resolution after (--tile and --overlap are at this scale).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f32,
     /// Enhancement before tiling, without --run (configs/seg-cpu.toml's store uses
     /// local-contrast).
     #[arg(long, value_enum, default_value_t = fovea_data::Enhance::LocalContrast)]
@@ -147,6 +151,11 @@ pub fn seg_map(a: SegMapArgs) -> Result<()> {
                 a.overlap,
                 a.tile
             );
+            anyhow::ensure!(
+                a.scale > 0.0 && a.scale <= 1.0,
+                "--scale must be in (0, 1], not {}",
+                a.scale
+            );
             tch::manual_seed(0);
             let vs = nn::VarStore::new(Device::Cpu);
             let net = UNet::new(&vs.root(), a.model);
@@ -161,7 +170,7 @@ pub fn seg_map(a: SegMapArgs) -> Result<()> {
                 std: IMAGENET_STD,
                 tile_side: a.tile,
                 preprocess: Preprocess {
-                    scale: 1.0,
+                    scale: a.scale,
                     enhance: a.enhance,
                     fov: Default::default(),
                 },
@@ -204,6 +213,8 @@ pub fn seg_map(a: SegMapArgs) -> Result<()> {
         .map_err(anyhow::Error::msg)?;
     let map_s = t1.elapsed().as_secs_f64();
     let (w, h) = rgb.dimensions();
+    // Tiles are cut from the photograph at the model's scale.
+    let (sw, sh) = info.preprocess.scaled_size(w, h);
     let t = info.infer.tile as usize;
     let step = (info.infer.tile - info.infer.overlap) as usize;
     let along = |n: usize| {
@@ -213,14 +224,15 @@ pub fn seg_map(a: SegMapArgs) -> Result<()> {
             (n - t).div_ceil(step) + 1
         }
     };
-    let all = along(w as usize) * along(h as usize);
+    let all = along(sw as usize) * along(sh as usize);
     println!(
-        "seg-map unet-{} {w}x{h} photograph{}, {tiles} of {all} tiles of {t}x{t} (overlap {}; the others hold no field of view), enhancement {}{}, {} threads: {} {decode_s:.2} s, mapping {map_s:.2} s ({} regions)",
+        "seg-map unet-{} {w}x{h} photograph{}, {tiles} of {all} tiles of {t}x{t} at scale {} (overlap {}; the others hold no field of view), enhancement {}{}, {} threads: {} {decode_s:.2} s, mapping {map_s:.2} s ({} regions)",
         info.encoder.as_str(),
         a.image
             .as_ref()
             .map(|p| format!(" {}", p.display()))
             .unwrap_or_else(|| " (random)".into()),
+        info.preprocess.scale,
         info.infer.overlap,
         info.preprocess.enhance.name(),
         if mapper.channels_last {

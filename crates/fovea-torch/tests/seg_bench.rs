@@ -66,7 +66,7 @@ fn seg_map_times_a_photograph_in_tiles() {
     // 3 x 2 tiles (the last column and row moved back to the border); the random
     // photograph is retina everywhere, so none is skipped.
     assert!(
-        text.contains("80x48 photograph (random), 6 of 6 tiles of 32x32 (overlap 8;"),
+        text.contains("80x48 photograph (random), 6 of 6 tiles of 32x32 at scale 1 (overlap 8;"),
         "{text}"
     );
     assert!(
@@ -91,6 +91,25 @@ fn seg_map_times_a_photograph_in_tiles() {
     assert!(ok, "{text}");
     assert!(text.contains("enhancement none, 1 threads"), "{text}");
     assert!(!text.contains("channels-last"), "{text}");
+    // At scale 0.5 the tiles are cut from a 80x48 picture of the 160x96 photograph.
+    let (ok, text) = bench(&[
+        "seg-map",
+        "--size",
+        "160x96",
+        "--tile",
+        "32",
+        "--overlap",
+        "8",
+        "--scale",
+        "0.5",
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("160x96 photograph (random), 6 of 6 tiles of 32x32 at scale 0.5"),
+        "{text}"
+    );
+    let (ok, text) = bench(&["seg-map", "--size", "80x48", "--scale", "0"]);
+    assert!(!ok && text.contains("--scale must be in (0, 1]"), "{text}");
     let (ok, text) = bench(&["seg-map", "--size", "80", "--tile", "32"]);
     assert!(!ok && text.contains("WxH"), "{text}");
     let (ok, text) = bench(&["seg-map", "--size", "80x48", "--tile", "32"]);

@@ -52,6 +52,16 @@ pub struct Preprocess {
     pub fov: FovSettings,
 }
 
+impl Preprocess {
+    /// The size of a `w x h` photograph at the model's scale (what tiles are cut from).
+    pub fn scaled_size(&self, w: u32, h: u32) -> (u32, u32) {
+        (
+            fovea_loader::tiles::prepare::scaled(w, self.scale),
+            fovea_loader::tiles::prepare::scaled(h, self.scale),
+        )
+    }
+}
+
 /// A photograph's lesion probabilities.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SegMap {
@@ -82,10 +92,7 @@ pub fn prepare_photograph(rgb: &RgbImage, p: &Preprocess) -> (RgbImage, GrayImag
     };
     let src = enhanced.as_ref().unwrap_or(rgb);
     let (w, h) = rgb.dimensions();
-    let (sw, sh) = (
-        fovea_loader::tiles::prepare::scaled(w, p.scale),
-        fovea_loader::tiles::prepare::scaled(h, p.scale),
-    );
+    let (sw, sh) = p.scaled_size(w, h);
     let scaled = if (sw, sh) == (w, h) {
         enhanced.unwrap_or_else(|| rgb.clone())
     } else {
