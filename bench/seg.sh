@@ -66,11 +66,11 @@ echo "== torch $("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null),
 # Fovea sets glibc malloc's mmap threshold, trim threshold and top pad at start
 # (crates/fovea-nn/src/malloc.rs); PyTorch runs with glibc's defaults, as its users get it,
 # unless PYTORCH_MALLOC=fovea gives it the same settings through glibc's variables.
-REF_ENV=(FOVEA_BENCH=1)
+REF_ENV=()
 if [[ ${PYTORCH_MALLOC:-default} == fovea ]]; then
     REF_ENV=(MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=268435456)
 fi
-echo "== PyTorch's malloc: ${PYTORCH_MALLOC:-default} (${REF_ENV[*]})"
+echo "== PyTorch's malloc: ${PYTORCH_MALLOC:-default} (${REF_ENV[*]:-glibc defaults})"
 
 declare -A R
 for model in $MODELS; do

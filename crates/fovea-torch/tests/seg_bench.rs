@@ -18,6 +18,13 @@ fn bench(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// `bench seg-map` with its arguments written as one string.
+fn seg_map(args: &str) -> (bool, String) {
+    let mut all = vec!["seg-map"];
+    all.extend(args.split_whitespace());
+    bench(&all)
+}
+
 /// The number after `key` on its line.
 fn field(text: &str, key: &str) -> f64 {
     text.lines()
@@ -53,15 +60,7 @@ fn seg_train_prints_the_parameters_and_the_rate() {
 
 #[test]
 fn seg_map_times_a_photograph_in_tiles() {
-    let (ok, text) = bench(&[
-        "seg-map",
-        "--size",
-        "80x48",
-        "--tile",
-        "32",
-        "--overlap",
-        "8",
-    ]);
+    let (ok, text) = seg_map("--size 80x48 --tile 32 --overlap 8");
     assert!(ok, "{text}");
     // 3 x 2 tiles (the last column and row moved back to the border); the random
     // photograph is retina everywhere, so none is skipped.
@@ -75,44 +74,23 @@ fn seg_map_times_a_photograph_in_tiles() {
     );
     assert!(field(&text, "peak_rss_mib") > 0.0);
     assert!(field(&text, "seconds") > 0.0);
-    let (ok, text) = bench(&[
-        "seg-map",
-        "--size",
-        "80x48",
-        "--tile",
-        "32",
-        "--overlap",
-        "0",
-        "--enhance",
-        "none",
-        "--channels-last",
-        "false",
-    ]);
+    let (ok, text) =
+        seg_map("--size 80x48 --tile 32 --overlap 0 --enhance none --channels-last false");
     assert!(ok, "{text}");
     assert!(text.contains("enhancement none, 1 threads"), "{text}");
     assert!(!text.contains("channels-last"), "{text}");
     // At scale 0.5 the tiles are cut from a 80x48 picture of the 160x96 photograph.
-    let (ok, text) = bench(&[
-        "seg-map",
-        "--size",
-        "160x96",
-        "--tile",
-        "32",
-        "--overlap",
-        "8",
-        "--scale",
-        "0.5",
-    ]);
+    let (ok, text) = seg_map("--size 160x96 --tile 32 --overlap 8 --scale 0.5");
     assert!(ok, "{text}");
     assert!(
         text.contains("160x96 photograph (random), 6 of 6 tiles of 32x32 at scale 0.5"),
         "{text}"
     );
-    let (ok, text) = bench(&["seg-map", "--size", "80x48", "--scale", "0"]);
+    let (ok, text) = seg_map("--size 80x48 --scale 0");
     assert!(!ok && text.contains("--scale must be in (0, 1]"), "{text}");
-    let (ok, text) = bench(&["seg-map", "--size", "80", "--tile", "32"]);
+    let (ok, text) = seg_map("--size 80 --tile 32");
     assert!(!ok && text.contains("WxH"), "{text}");
-    let (ok, text) = bench(&["seg-map", "--size", "80x48", "--tile", "32"]);
+    let (ok, text) = seg_map("--size 80x48 --tile 32");
     assert!(
         !ok && text.contains("--overlap must be less than --tile"),
         "{text}"
