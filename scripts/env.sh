@@ -16,7 +16,7 @@ if [ ! -f "$FOVEA_VENV/.fovea-complete" ]; then
   mkdir -p "$FOVEA_CACHE"
   rm -rf "$FOVEA_VENV"
   python3 -m venv "$FOVEA_VENV"
-  "$FOVEA_VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$FOVEA_TORCH_VERSION"
+  "$FOVEA_VENV/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check "torch==$FOVEA_TORCH_VERSION"
   # Marks the environment whole: an interrupted install is redone, never half-used.
   touch "$FOVEA_VENV/.fovea-complete"
 fi
