@@ -24,7 +24,7 @@ pub const TOP_PAD: i32 = 256 << 20;
 
 /// Environment variables by which a user tunes glibc malloc himself, or turns this off
 /// (`FOVEA_MALLOC=glibc`, glibc's defaults; used by the benchmarks' comparisons).
-const USER_SETTINGS: [&str; 5] = [
+pub const USER_SETTINGS: [&str; 5] = [
     "FOVEA_MALLOC",
     "GLIBC_TUNABLES",
     "MALLOC_MMAP_THRESHOLD_",
